@@ -1,0 +1,115 @@
+"""Command line: parses arguments and calls the stages. No logic lives here."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from . import __version__
+from .errors import SparsesimError
+
+EXIT_ERROR, EXIT_INTERRUPTED = 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not argparse's usage block
+        raise SparsesimError(f"{self.prog}: {message} (see --help)")
+
+
+def _threshold(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .gates import GATE_KINDS
+    from .models import names
+    parser = _Parser(prog="sparsesim", description="Hardware-aware analysis of dynamic spatial sparsity in video networks.")
+    parser.add_argument("--version", action="version", version=f"sparsesim {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("trace", help="run a gated model over a video and record its masks",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="Decode VIDEO, run a real trained model with Skip-Convolution gates on "
+                       "every conv layer, and record each layer's mask per frame, the layer shapes and "
+                       "the layer graph to a trace directory.")
+    t.add_argument("video", help="a video file PyAV can decode, or sample:NAME for a bundled sample "
+                   "(sample:carphone_pristine, sample:bikes, sample:bigbuckbunny)")
+    t.add_argument("--model", default="rife", help=f"model from the zoo: {', '.join(names())}")
+    t.add_argument("--checkpoint", metavar="PATH", help="load these weights instead of the packaged ones")
+    t.add_argument("--gate", default="input-norm", help=f"gate kind: {', '.join(GATE_KINDS)}")
+    t.add_argument("--threshold", type=_threshold, default=0.1, metavar="EPS",
+                   help="gate threshold epsilon: a location is recomputed where its norm reaches EPS")
+    t.add_argument("--gate-block", type=int, default=1, metavar="B",
+                   help="gate granularity: decisions are unions over BxB output blocks")
+    t.add_argument("--reset-every", type=int, default=0, metavar="K",
+                   help="compute every K-th frame densely and restart the state (0 = never)")
+    t.add_argument("--frames", type=int, metavar="N", help="decoded frames to use (default: all)")
+    t.add_argument("--start", type=int, default=0, help="first decoded frame to use")
+    t.add_argument("--size", metavar="WxH", help="resize frames to WxH (default: native size)")
+    t.add_argument("-o", "--output", metavar="DIR",
+                   help="trace directory (default: traces/<video>-<model>-<gate label>)")
+    t.add_argument("--quality-every", type=int, metavar="N",
+                   help="dense pass for PSNR every N frames, 0 = off (default: every frame for videos "
+                   "of up to 300 frames, else every 10th)")
+    t.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
+    t.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    t.add_argument("--chunk-frames", type=int, default=32, help="frames per mask chunk file")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=_trace)
+
+    i = sub.add_parser("info", help="summarise a trace")
+    i.add_argument("trace", help="trace directory")
+    i.set_defaults(func=_info)
+    return parser
+
+
+def _trace(args: argparse.Namespace) -> int:
+    import torch
+
+    from .gates import GateConfig
+    from .tracer import TraceOptions, trace_video
+    from .video import parse_size
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    options = TraceOptions(
+        video=args.video, model=args.model, checkpoint=args.checkpoint,
+        gate=GateConfig(args.gate, args.threshold, args.gate_block, args.reset_every),
+        frames=args.frames, start=args.start, size=parse_size(args.size) if args.size else None,
+        output=args.output, quality_every=args.quality_every, device=args.device,
+        chunk_frames=args.chunk_frames, progress=not args.quiet)
+    result = trace_video(options)
+    if not result.complete:
+        print(f"interrupted: incomplete trace of {result.frames} frames written to {result.path} "
+              "(meta.json: complete=false)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"trace of {result.frames} frames written to {result.path}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from .summary import describe
+    from .trace import open as open_trace
+    print(describe(open_trace(args.trace)))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except SparsesimError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted: nothing written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as e:  # disk full, permissions: name the file, skip the traceback
+        print(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

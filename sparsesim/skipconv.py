@@ -1,0 +1,194 @@
+"""Skip-Convolution layers: instrument a model so that its conv layers compute only where gated.
+
+Every Conv2d / ConvTranspose2d is replaced by a `SkipConv` that keeps the previous input x_{t-1} and
+output z_{t-1} and really computes z_t = z_{t-1} + g * (W * (x_t - x_{t-1})): the recorded masks are
+the ones that produced the output.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import networkx as nx
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_leaves
+
+from .errors import SparsesimError
+from .gates import ConvLayer, GateConfig, residual_gate
+from .trace import LayerInfo
+
+_SOURCE = "_sparsesim_source"  # attribute tagging tensors with the layers they derive from
+
+
+class SkipConv(nn.Module):
+    """A conv layer with a Skip-Convolution gate and its two reference buffers."""
+
+    def __init__(self, conv: ConvLayer, name: str, config: GateConfig) -> None:
+        super().__init__()
+        self.conv, self.name, self.config = conv, name, config
+        self.gating = True          # False: plain dense conv, state untouched (the quality check)
+        self.dense_step = True      # this step is a reset: compute densely and restart the state
+        self.prev_input: torch.Tensor | None = None
+        self.prev_output: torch.Tensor | None = None
+        self.mask: torch.Tensor | None = None     # the gate used at the current step
+        self.calls = 0
+        self.in_shape: tuple[int, ...] = ()
+        self.out_shape: tuple[int, ...] = ()
+
+    def _conv_no_bias(self, r: torch.Tensor) -> torch.Tensor:
+        c = self.conv
+        if isinstance(c, nn.ConvTranspose2d):
+            return F.conv_transpose2d(r, c.weight, None, c.stride, c.padding, c.output_padding,
+                                      c.groups, c.dilation)
+        return c._conv_forward(r, c.weight, None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.gating:
+            return self.conv(x)
+        self.calls += 1
+        if self.calls > 1:
+            raise SparsesimError(f"layer {self.name} ran twice in one frame: a gated layer needs "
+                                 "one call per frame to keep its temporal state")
+        if self.dense_step or self.prev_input is None or self.prev_input.shape != x.shape:
+            out = self.conv(x)
+            self.mask = torch.ones((x.shape[0], 1, *out.shape[-2:]), dtype=torch.bool, device=x.device)
+        else:
+            residual = x - self.prev_input
+            self.mask = residual_gate(residual, self.conv, self.config)
+            out = self.prev_output + self.mask * self._conv_no_bias(residual)
+        self.prev_input, self.prev_output = x, out
+        self.in_shape, self.out_shape = tuple(x.shape), tuple(out.shape)
+        return out
+
+    def layer_info(self, layer_id: int) -> LayerInfo:
+        c = self.conv
+        transposed = isinstance(c, nn.ConvTranspose2d)
+        (_, cin, ih, iw), (_, cout, oh, ow) = self.in_shape, self.out_shape
+        kh, kw = c.kernel_size
+        # A transposed conv scatters every input pixel through the kernel; a conv gathers per output.
+        macs = (ih * iw * cin * (cout // c.groups) if transposed else oh * ow * cout * (cin // c.groups)) * kh * kw
+        pad = c.padding if isinstance(c.padding, tuple) else (-1, -1)  # -1: 'same'/'valid' strings
+        return LayerInfo(
+            id=layer_id, name=self.name, op="conv_transpose2d" if transposed else "conv2d",
+            in_channels=cin, out_channels=cout, kernel_h=kh, kernel_w=kw,
+            stride_h=c.stride[0], stride_w=c.stride[1], padding_h=pad[0], padding_w=pad[1],
+            dilation_h=c.dilation[0], dilation_w=c.dilation[1], groups=c.groups,
+            in_h=ih, in_w=iw, out_h=oh, out_w=ow, dense_macs=macs,
+            weight_bytes=sum(p.numel() * p.element_size() for p in c.parameters()),
+        )
+
+
+def instrument(model: nn.Module, config: GateConfig) -> list[SkipConv]:
+    """Replace every conv layer of `model` in place by a SkipConv; returns them in module order."""
+    gated = []
+    for name, module in list(model.named_modules()):
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            parent_name, _, child = name.rpartition(".")
+            wrapper = SkipConv(module, name, config)
+            setattr(model.get_submodule(parent_name), child, wrapper)
+            gated.append(wrapper)
+    if not gated:
+        raise SparsesimError("the model has no Conv2d/ConvTranspose2d layer to gate")
+    return gated
+
+
+class _DataFlowMode(TorchFunctionMode):
+    """Tags every tensor with the set of conv layers it was computed from (one traced frame)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        sources = frozenset().union(*(getattr(t, _SOURCE, frozenset())
+                                      for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)))
+        for t in tree_leaves(out):
+            if isinstance(t, torch.Tensor) and not hasattr(t, _SOURCE):
+                setattr(t, _SOURCE, sources)
+        return out
+
+
+@dataclass
+class DataFlow:
+    """Layer-to-layer edges seen while one frame ran, and the layers in first-call order."""
+    edges: set[tuple[str, str]] = field(default_factory=set)
+    order: list[str] = field(default_factory=list)
+
+    def graph(self, output: torch.Tensor, layers: list[LayerInfo]) -> nx.DiGraph:
+        """input -> layers -> output, nodes in data-flow order, each layer carrying its id."""
+        rank = {"input": -1, **{name: i for i, name in enumerate(self.order)}}
+        graph = nx.DiGraph()
+        graph.add_node("input", kind="input")
+        for layer in layers:
+            graph.add_node(layer.name, kind="layer", layer_id=layer.id, op=layer.op)
+        graph.add_node("output", kind="output")
+        graph.add_edges_from(sorted(self.edges, key=lambda e: (rank[e[1]], rank[e[0]])))
+        for src in sorted(getattr(output, _SOURCE, frozenset()), key=rank.__getitem__):
+            graph.add_edge(src, "output")
+        return graph
+
+
+@contextlib.contextmanager
+def record_dataflow(layers: list[SkipConv], inputs: list[torch.Tensor]) -> Iterator[DataFlow]:
+    """Within the block, follow every tensor's provenance to find which layer feeds which."""
+    flow = DataFlow()
+    for t in inputs:
+        setattr(t, _SOURCE, frozenset({"input"}))
+
+    def pre_hook(module: SkipConv, args):
+        flow.order.append(module.name)
+        flow.edges.update((src, module.name) for src in getattr(args[0], _SOURCE, frozenset()))
+
+    def post_hook(module: SkipConv, args, out):
+        setattr(out, _SOURCE, frozenset({module.name}))
+
+    hooks = [h for layer in layers for h in (layer.register_forward_pre_hook(pre_hook),
+                                             layer.register_forward_hook(post_hook))]
+    try:
+        with _DataFlowMode():
+            yield flow
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor, peak: float = 1.0) -> float:
+    mse = float(torch.mean((a.double() - b.double()) ** 2))
+    return math.inf if mse == 0 else 10.0 * math.log10(peak * peak / mse)
+
+
+@dataclass
+class GatedModel:
+    """A model whose conv layers are SkipConvs, stepped one frame (or frame pair) at a time."""
+    module: nn.Module
+    layers: list[SkipConv]
+    config: GateConfig
+
+    @classmethod
+    def wrap(cls, module: nn.Module, config: GateConfig) -> "GatedModel":
+        return cls(module, instrument(module, config), config)
+
+    def set_gating(self, on: bool) -> None:
+        for layer in self.layers:
+            layer.gating = on
+
+    def begin_step(self, step: int) -> None:
+        dense = self.config.is_reset(step)
+        for layer in self.layers:
+            layer.dense_step, layer.calls, layer.mask = dense, 0, None
+
+    def called(self) -> list[SkipConv]:
+        return [layer for layer in self.layers if layer.calls]
+
+    def masks(self, order: list[SkipConv]) -> list[np.ndarray]:
+        """This step's masks for the given layers, bool (out_h, out_w) each (batch element 0)."""
+        return [layer.mask[0, 0].cpu().numpy() for layer in order]
+
+    def reference_bytes(self) -> int:
+        """Memory of the reference buffers (previous input and output of every gated layer)."""
+        return sum(t.numel() * t.element_size() for layer in self.layers
+                   for t in (layer.prev_input, layer.prev_output) if t is not None)
