@@ -156,7 +156,8 @@ def trace_video(options: TraceOptions) -> TraceResult:
     writer = TraceWriter(target, meta, options.chunk_frames)
     try:
         with StopFlag().installed() as stop, torch.inference_mode():
-            steps = _run(writer, loaded, options, path, size, every, steps_expected, stop)
+            steps = _run(writer, loaded, options, path, size, every, steps_expected,
+                         info.frame_count, stop)
         if steps == 0:
             need = spec.frames_per_step
             raise SparsesimError(f"no decodable frames in {path} from frame {options.start}" if need == 1 else
@@ -172,7 +173,7 @@ def trace_video(options: TraceOptions) -> TraceResult:
 
 
 def _run(writer: TraceWriter, loaded: models.LoadedModel, options: TraceOptions, path: Path,
-         size: tuple[int, int], every: int, steps_expected: int, stop: StopFlag) -> int:
+         size: tuple[int, int], every: int, steps_expected: int, declared: int, stop: StopFlag) -> int:
     """The frame loop; returns the number of steps recorded."""
     spec = loaded.spec
     model = GatedModel.wrap(loaded.module, options.gate)
@@ -182,7 +183,7 @@ def _run(writer: TraceWriter, loaded: models.LoadedModel, options: TraceOptions,
     bar = tqdm(total=steps_expected or None, unit="frame", desc=f"trace {spec.name}",
                disable=not options.progress, dynamic_ncols=True)
     with bar:
-        for frame in video.frames(path, options.start, options.frames, size):
+        for frame in video.frames(path, options.start, options.frames, size, declared):
             window.append(to_tensor(frame, spec.pad_multiple, options.device))
             if len(window) < spec.frames_per_step:
                 continue

@@ -78,11 +78,14 @@ def probe(path: Path) -> VideoInfo:
     with _open(path) as container:
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate
+        fps = float(rate) if rate else 0.0
+        count = int(stream.frames or 0)
+        if not count and container.duration and fps:  # e.g. Matroska declares a duration only
+            count = round(container.duration / av.time_base * fps)
         return VideoInfo(
             path=str(path), name=path.stem, sha256=file_sha256(path),
             width=stream.codec_context.width, height=stream.codec_context.height,
-            fps=float(rate) if rate else 0.0, frame_count=int(stream.frames or 0),
-            codec=stream.codec_context.name,
+            fps=fps, frame_count=count, codec=stream.codec_context.name,
         )
 
 
@@ -98,8 +101,12 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def frames(path: Path, start: int = 0, count: int | None = None,
-           size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
-    """Decoded RGB frames (H, W, 3) uint8, one at a time: memory stays flat whatever the length."""
+           size: tuple[int, int] | None = None, declared: int = 0) -> Iterator[np.ndarray]:
+    """Decoded RGB frames (H, W, 3) uint8, one at a time: memory stays flat whatever the length.
+
+    With `declared` (the container's frame count), a stream that ends more than one frame early is
+    reported as truncated rather than silently traced short.
+    """
     with _open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -115,3 +122,26 @@ def frames(path: Path, start: int = 0, count: int | None = None,
         except av.error.FFmpegError as e:
             raise VideoError(f"corrupt video {path}: decoding failed after frame {index + 1} "
                              f"({e.strerror or type(e).__name__})") from None
+        if index < 0:
+            raise VideoError(f"no decodable frames in {path} (empty or truncated)")
+        if declared and start <= index + 1 < declared - 1:
+            raise VideoError(f"truncated video {path}: it ends after {index + 1} frames, "
+                             f"the container declares {declared}")
+
+
+def encode(path: Path, frames: Iterator[np.ndarray], fps: int = 25, codec: str = "mpeg4") -> int:
+    """Write RGB uint8 frames to a video file (tests and benchmarks make their own small videos)."""
+    count = 0
+    with av.open(str(path), mode="w") as container:
+        stream = None
+        for frame in frames:
+            if stream is None:
+                stream = container.add_stream(codec, rate=fps)
+                stream.height, stream.width = frame.shape[:2]
+                stream.pix_fmt = "yuv420p"
+                stream.options = {"qscale": "2"} if codec == "mpeg4" else {}
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            count += 1
+        if stream is not None:
+            container.mux(stream.encode(None))
+    return count
