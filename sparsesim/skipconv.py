@@ -26,20 +26,26 @@ from .trace import LayerInfo
 _SOURCE = "_sparsesim_source"  # attribute tagging tensors with the layers they derive from
 
 
+@dataclass
+class ConvState:
+    """A gated layer's temporal state, kept off nn.Module (whose __setattr__ is slow per frame)."""
+    gating: bool = True            # False: plain dense conv, state untouched (the quality check)
+    dense_step: bool = True        # this step is a reset: compute densely and restart the state
+    prev_input: torch.Tensor | None = None
+    prev_output: torch.Tensor | None = None
+    mask: torch.Tensor | None = None   # the gate used at the current step
+    calls: int = 0
+    in_shape: tuple[int, ...] = ()
+    out_shape: tuple[int, ...] = ()
+
+
 class SkipConv(nn.Module):
     """A conv layer with a Skip-Convolution gate and its two reference buffers."""
 
     def __init__(self, conv: ConvLayer, name: str, config: GateConfig) -> None:
         super().__init__()
         self.conv, self.name, self.config = conv, name, config
-        self.gating = True          # False: plain dense conv, state untouched (the quality check)
-        self.dense_step = True      # this step is a reset: compute densely and restart the state
-        self.prev_input: torch.Tensor | None = None
-        self.prev_output: torch.Tensor | None = None
-        self.mask: torch.Tensor | None = None     # the gate used at the current step
-        self.calls = 0
-        self.in_shape: tuple[int, ...] = ()
-        self.out_shape: tuple[int, ...] = ()
+        self.state = ConvState()
 
     def _conv_no_bias(self, r: torch.Tensor) -> torch.Tensor:
         c = self.conv
@@ -49,27 +55,35 @@ class SkipConv(nn.Module):
         return c._conv_forward(r, c.weight, None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.gating:
+        s = self.state
+        if not s.gating:
             return self.conv(x)
-        self.calls += 1
-        if self.calls > 1:
+        s.calls += 1
+        if s.calls > 1:
             raise SparsesimError(f"layer {self.name} ran twice in one frame: a gated layer needs "
                                  "one call per frame to keep its temporal state")
-        if self.dense_step or self.prev_input is None or self.prev_input.shape != x.shape:
+        if s.dense_step or s.prev_input is None or s.prev_input.shape != x.shape:
             out = self.conv(x)
-            self.mask = torch.ones((x.shape[0], 1, *out.shape[-2:]), dtype=torch.bool, device=x.device)
+            s.mask = torch.ones((x.shape[0], 1, *out.shape[-2:]), dtype=torch.bool, device=x.device)
         else:
-            residual = x - self.prev_input
-            self.mask = residual_gate(residual, self.conv, self.config)
-            out = self.prev_output + self.mask * self._conv_no_bias(residual)
-        self.prev_input, self.prev_output = x, out
-        self.in_shape, self.out_shape = tuple(x.shape), tuple(out.shape)
+            residual = x - s.prev_input
+            s.mask = residual_gate(residual, self.conv, self.config)
+            out = self._gated_update(s.prev_output, s.mask, residual)
+        s.prev_input, s.prev_output = x, out
+        s.in_shape, s.out_shape = tuple(x.shape), tuple(out.shape)
         return out
+
+    def _gated_update(self, prev: torch.Tensor, mask: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """z_{t-1} + g * (W * r), with the two uniform masks taken as shortcuts (same result)."""
+        if not mask.any():
+            return prev  # nothing to recompute: the layer is skipped outright
+        update = self._conv_no_bias(residual)
+        return prev + update if mask.all() else torch.addcmul(prev, mask, update)
 
     def layer_info(self, layer_id: int) -> LayerInfo:
         c = self.conv
         transposed = isinstance(c, nn.ConvTranspose2d)
-        (_, cin, ih, iw), (_, cout, oh, ow) = self.in_shape, self.out_shape
+        (_, cin, ih, iw), (_, cout, oh, ow) = self.state.in_shape, self.state.out_shape
         kh, kw = c.kernel_size
         # A transposed conv scatters every input pixel through the kernel; a conv gathers per output.
         macs = (ih * iw * cin * (cout // c.groups) if transposed else oh * ow * cout * (cin // c.groups)) * kh * kw
@@ -174,21 +188,24 @@ class GatedModel:
 
     def set_gating(self, on: bool) -> None:
         for layer in self.layers:
-            layer.gating = on
+            layer.state.gating = on
 
     def begin_step(self, step: int) -> None:
         dense = self.config.is_reset(step)
         for layer in self.layers:
-            layer.dense_step, layer.calls, layer.mask = dense, 0, None
+            layer.state.dense_step, layer.state.calls, layer.state.mask = dense, 0, None
 
     def called(self) -> list[SkipConv]:
-        return [layer for layer in self.layers if layer.calls]
+        return [layer for layer in self.layers if layer.state.calls]
 
     def masks(self, order: list[SkipConv]) -> list[np.ndarray]:
         """This step's masks for the given layers, bool (out_h, out_w) each (batch element 0)."""
-        return [layer.mask[0, 0].cpu().numpy() for layer in order]
+        missing = [layer.name for layer in order if layer.state.mask is None]
+        if missing:
+            raise SparsesimError(f"layers did not run at this frame: {', '.join(missing[:4])}")
+        return [layer.state.mask[0, 0].cpu().numpy() for layer in order]
 
     def reference_bytes(self) -> int:
         """Memory of the reference buffers (previous input and output of every gated layer)."""
         return sum(t.numel() * t.element_size() for layer in self.layers
-                   for t in (layer.prev_input, layer.prev_output) if t is not None)
+                   for t in (layer.state.prev_input, layer.state.prev_output) if t is not None)

@@ -55,7 +55,7 @@ def test_real_model_gated_at_epsilon_zero_equals_dense(name, video_64):
     for t, (s, d) in enumerate(zip(steps, dense)):
         model.begin_step(t)
         torch.testing.assert_close(loaded.spec.run(model.module, s), d, atol=1e-4, rtol=1e-4)
-        assert all(layer.mask.all() for layer in model.layers)
+        assert all(layer.state.mask.all() for layer in model.layers)
 
 
 def test_user_checkpoint_in_common_wrappers_loads(tmp_path):

@@ -41,7 +41,7 @@ def run(model: GatedModel, xs):
     for t, x in enumerate(xs):
         model.begin_step(t)
         outs.append(model.module(x))
-        masks.append([layer.mask.clone() for layer in model.layers])
+        masks.append([layer.state.mask.clone() for layer in model.layers])
     return outs, masks
 
 
