@@ -76,6 +76,16 @@ def unpack_mask(bits: bytes, shape: tuple[int, int]) -> np.ndarray:
     return flat.reshape(shape).astype(bool)
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -144,9 +154,18 @@ class TraceWriter:
     def _make_tmp_dir(self) -> Path:
         try:
             self.target.parent.mkdir(parents=True, exist_ok=True)
-            return Path(tempfile.mkdtemp(dir=self.target.parent, prefix=f".{self.target.name}.partial-"))
+            self._remove_stale_partials()
+            prefix = f".{self.target.name}.partial-{os.getpid()}-"
+            return Path(tempfile.mkdtemp(dir=self.target.parent, prefix=prefix))
         except OSError as e:
             raise TraceError(f"cannot write output directory {self.target}: {e.strerror}") from None
+
+    def _remove_stale_partials(self) -> None:
+        """Partial directories of writers that were killed (their process is gone) are removed."""
+        for partial in self.target.parent.glob(f".{self.target.name}.partial-*-*"):
+            pid = partial.name.rsplit(".partial-", 1)[1].split("-")[0]
+            if pid.isdigit() and not _process_alive(int(pid)):
+                shutil.rmtree(partial, ignore_errors=True)
 
     def set_layers(self, layers: Sequence[LayerInfo], graph: nx.DiGraph) -> None:
         self.layers = list(layers)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import networkx as nx
 import numpy as np
@@ -106,3 +107,12 @@ def test_no_temporary_files_remain(tmp_path):
     write_trace(tmp_path / "t", [(3, 3)], [[np.zeros((3, 3), bool)]] * 4, 3)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t"]
     assert not [p for p in (tmp_path / "t").rglob("*") if p.name.startswith(".")]
+
+
+def test_partials_of_killed_writers_are_cleaned_up(tmp_path):
+    stale = tmp_path / ".t.partial-999999999-abcd"  # no such process
+    stale.mkdir()
+    live = tmp_path / f".t.partial-{os.getpid()}-efgh"  # this process: still writing
+    live.mkdir()
+    write_trace(tmp_path / "t", [(2, 2)], [[np.ones((2, 2), bool)]], 1)
+    assert not stale.exists() and live.exists()
