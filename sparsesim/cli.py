@@ -16,6 +16,15 @@ class _Parser(argparse.ArgumentParser):
         raise SparsesimError(f"{self.prog}: {message} (see --help)")
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except where there is none or the help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def _threshold(text: str) -> float:
     try:
         return float(text)
@@ -31,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = sub.add_parser("trace", help="run a gated model over a video and record its masks",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       formatter_class=_Help,
                        description="Decode VIDEO, run a real trained model with Skip-Convolution gates on "
                        "every conv layer, and record each layer's mask per frame, the layer shapes and "
                        "the layer graph to a trace directory.")
