@@ -69,6 +69,31 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_trace)
 
+    h = sub.add_parser("hw", help="list or show the hardware descriptions in accel_models/")
+    hsub = h.add_subparsers(dest="hw_command", required=True, parser_class=_Parser)
+    hsub.add_parser("list", help="one line per hardware").set_defaults(func=_hw_list)
+    show = hsub.add_parser("show", help="every figure of one hardware and its energy tables")
+    show.add_argument("name", help="hardware name (accel_models/<name>.yaml) or a YAML path")
+    show.set_defaults(func=_hw_show)
+
+    e = sub.add_parser("estimate", formatter_class=_Help,
+                       help="analytical energy, latency and memory of block-sparse skipping",
+                       description="Turn a trace plus block sizes into energy (by memory level and data type), "
+                       "Eyexam-style latency bounds and memory for block-sparse Skip-Convolutions on each "
+                       "hardware, against the dense run on the same hardware.")
+    e.add_argument("trace", help="trace directory written by `sparsesim trace`")
+    e.add_argument("--hw", default="h100,a100,orin,cpu,eyeriss,tpu-v1,gemmini",
+                   help="comma-separated hardware names (see `sparsesim hw list`) or YAML paths")
+    e.add_argument("--block", default="1,2,4,8,16,32", help="comma-separated block sizes B (B x B output blocks)")
+    e.add_argument("--energy-table", metavar="NAME[,NAME]",
+                   help="estimate with these energy tables instead of each hardware's own "
+                   "(e.g. accelergy-45nm,sze-normalized, to see how sensitive a conclusion is)")
+    e.add_argument("--frames", type=int, metavar="N", help="only the first N frames (default: all)")
+    e.add_argument("-o", "--output", metavar="FILE",
+                   help="write the rows (layer x frame x hw x block) to FILE (.parquet or .csv), and the "
+                   "per-layer and per-hardware tables beside it as FILE.layers.* and FILE.summary.*")
+    e.set_defaults(func=_estimate)
+
     i = sub.add_parser("info", help="summarise a trace")
     i.add_argument("trace", help="trace directory")
     i.set_defaults(func=_info)
@@ -95,6 +120,42 @@ def _trace(args: argparse.Namespace) -> int:
               "(meta.json: complete=false)", file=sys.stderr)
         return EXIT_INTERRUPTED
     print(f"trace of {result.frames} frames written to {result.path}")
+    return 0
+
+
+def _csv_ints(text: str, what: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise SparsesimError(f"{what} must be comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise SparsesimError(f"{what} must be integers >= 1, got {text!r}")
+    return values
+
+
+def _hw_list(args: argparse.Namespace) -> int:
+    from .summary import hardware_list
+    hardware_list()
+    return 0
+
+
+def _hw_show(args: argparse.Namespace) -> int:
+    from .summary import hardware_show
+    hardware_show(args.name)
+    return 0
+
+
+def _estimate(args: argparse.Namespace) -> int:
+    from .estimating import EstimateOptions, run_estimate
+    from .summary import estimate_summary
+    if args.frames is not None and args.frames < 1:
+        raise SparsesimError(f"--frames must be >= 1, got {args.frames}")
+    options = EstimateOptions(
+        trace=args.trace, hardware=[h for h in args.hw.split(",") if h.strip()],
+        blocks=_csv_ints(args.block, "--block"), frames=args.frames, output=args.output,
+        energy_tables=args.energy_table.split(",") if args.energy_table else None)
+    result = run_estimate(options)
+    estimate_summary(result)
     return 0
 
 

@@ -30,3 +30,90 @@ def describe(trace: Trace) -> str:
         lines.append(f"quality    PSNR gated vs dense: mean {psnr.mean():.2f} dB, min {psnr.min():.2f} dB "
                      f"over {len(psnr)} checked frames")
     return "\n".join(lines)
+
+
+def _console():
+    from rich.console import Console
+    return Console(width=140)
+
+
+def _si(value: float, unit: str) -> str:
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}"
+
+
+def hardware_list() -> None:
+    from rich.table import Table
+
+    from . import hardware
+    table = Table(title="hardware (accel_models/)")
+    for col in ("name", "kind", "dtype", "peak", "units", "outer memory", "energy table", "description"):
+        table.add_column(col)
+    for name in hardware.names():
+        hw = hardware.load(name)
+        dram = hw.levels[0]
+        table.add_row(hw.name, hw.kind, hw.dtype, _si(hw.peak_flops[hw.dtype], "FLOP/s"), str(hw.units),
+                      f"{dram.name} {_si(dram.bandwidth, 'B/s')}", hw.energy_table, hw.description)
+    _console().print(table)
+
+
+def hardware_show(name: str) -> None:
+    from rich.table import Table
+
+    from . import hardware
+    hw = hardware.load(name)
+    console = _console()
+    console.print(f"[bold]{hw.name}[/bold] ({hw.kind}) {hw.description}\n  file {hw.path}\n"
+                  f"  clock {_si(hw.clock_hz, 'Hz')}, {hw.units} units, estimates in {hw.dtype}; peak: "
+                  + ", ".join(f"{k} {_si(v, 'FLOP/s')}" for k, v in hw.peak_flops.items()))
+    t = hw.tiling
+    extra = {"gpu": f"launch {hw.launch_s * 1e6:g} µs, {hw.tiles_per_sm} tile(s)/SM, max {hw.max_blocks_per_sm} blocks/SM",
+             "cpu": f"sustained {_si(hw.sustained_flops, 'FLOP/s')} (measured), {hw.launch_s * 1e6:g} µs per op",
+             }.get(hw.kind, f"array {hw.rows} x {hw.cols}")
+    console.print(f"  dataflow {t.dataflow}: tile {t.tile_m or 'all'} x {t.tile_n}, reuse {t.reuse_m or 'all'} x "
+                  f"{t.reuse_n}; {extra}")
+    levels = Table(title="memory hierarchy (outermost first)")
+    for col in ("level", "kind", "size", "bandwidth", "shared"):
+        levels.add_column(col)
+    for lv in hw.levels:
+        levels.add_row(lv.name, lv.kind, _si(lv.size_bytes, "B"), _si(lv.bandwidth, "B/s"), "yes" if lv.shared else "per unit")
+    console.print(levels)
+    bits = 8 * hw.word_bytes
+    energy = Table(title=f"energy per {bits}-bit access, pJ (x MAC)")
+    energy.add_column("table")
+    energy.add_column("MAC")
+    for kind in hardware.LEVEL_KINDS:
+        energy.add_column(kind)
+    for name in (hw.energy_table, *hw.energy_tables):
+        tab = hardware.energy_table(name)
+        mac = tab.mac(hw.dtype)
+        energy.add_row(name + (" (default)" if name == hw.energy_table else ""), f"{mac:.3g}",
+                       *(f"{tab.access_pj_per_bit[k] * bits:.3g} ({tab.access_pj_per_bit[k] * bits / mac:.2g}x)"
+                         for k in hardware.LEVEL_KINDS))
+    console.print(energy)
+
+
+def estimate_summary(result) -> None:
+    """Per hardware: the best block for latency and for energy, speed-up bounds, memory, break-even."""
+    from rich.table import Table
+    s, layers = result.estimate.summary, result.estimate.layers
+    table = Table(title=f"block-sparse vs dense, {result.trace.path.name}: {int(s['frames'].iloc[0])} frames")
+    for col in ("hw", "energy table", "best B (time)", "speed-up (worst..best frame)", "energy saving",
+                "best B (energy)", "energy saving", "memory +", "layers that pay off", "dense / frame"):
+        table.add_column(col, justify="right")
+    for (hw, tab), group in s.groupby(["hw", "energy_table"], sort=False):
+        fast = group.loc[group["latency_s"].idxmin()]
+        frugal = group.loc[group["energy_pj"].idxmin()]
+        at_best = layers[(layers["hw"] == hw) & (layers["energy_table"] == tab) & (layers["block"] == fast["block"])]
+        pays = int((at_best["speedup"] > 1).sum())
+        table.add_row(hw, tab, str(int(fast["block"])),
+                      f"{fast['speedup']:.2f}x ({fast['speedup_worst_frame']:.2f}..{fast['speedup_best_frame']:.2f})",
+                      f"{fast['energy_saving']:.0%}", str(int(frugal["block"])), f"{frugal['energy_saving']:.0%}",
+                      f"{fast['mem_overhead']:+.0%}", f"{pays}/{len(at_best)}",
+                      _si(fast["latency_dense_s"] / fast["frames"], "s"))
+    console = _console()
+    console.print(table)
+    for path in result.outputs:
+        console.print(f"wrote {path}")

@@ -28,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .atomic import umask, write_atomic, write_json, write_table
 from .errors import TraceError
 
 SCHEMA = "sparsesim.trace"
@@ -84,33 +85,6 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _write_atomic(path: Path, write) -> None:
-    """Write via a temporary file in the same directory, then rename: never a half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide the trace from other users
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: Path, data: dict) -> None:
-    _write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2, sort_keys=True)))
-
-
-def write_table(path: Path, table: pa.Table) -> None:
-    _write_atomic(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def read_meta(path: Path) -> dict:
@@ -207,7 +181,7 @@ class TraceWriter:
                 with pq.ParquetWriter(tmp, schema) as out:
                     for chunk in chunks:
                         out.write_table(pq.read_table(chunk, schema=schema))
-            _write_atomic(self.tmp / "frames.parquet", write)
+            write_atomic(self.tmp / "frames.parquet", write)
         shutil.rmtree(self.tmp / "frame-chunks")
 
     def close(self, complete: bool, status: str, **extra: Any) -> Path:
@@ -226,7 +200,7 @@ class TraceWriter:
         if self.target.exists():
             old = Path(tempfile.mkdtemp(dir=self.target.parent, prefix=f".{self.target.name}.old-"))
             os.replace(self.target, old / "trace")
-        os.chmod(self.tmp, 0o777 & ~_umask())
+        os.chmod(self.tmp, 0o777 & ~umask())
         os.replace(self.tmp, self.target)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,46 @@
+"""Atomic file writes: a temporary file in the same directory, renamed into place when complete."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: Path, write) -> None:
+    """Write via a temporary file in the same directory, then rename: never a half-written file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp's 0600 would hide the trace from other users
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: dict) -> None:
+    write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2, sort_keys=True)))
+
+
+def write_table(path: Path, table: pa.Table) -> None:
+    write_atomic(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def write_frame(path: Path, df: pd.DataFrame) -> None:
+    """A pandas table as parquet or CSV, chosen by the file extension."""
+    if path.suffix == ".csv":
+        write_atomic(path, lambda tmp: df.to_csv(tmp, index=False))
+    else:
+        write_atomic(path, lambda tmp: df.to_parquet(tmp, index=False))

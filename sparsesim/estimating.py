@@ -1,0 +1,55 @@
+"""`sparsesim estimate`: trace -> workload -> cost model -> tables on disk (trace -> Estimate)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from . import hardware, trace, workload
+from .atomic import write_frame
+from .cost import Estimate, estimate
+from .errors import SparsesimError
+
+
+@dataclass(frozen=True)
+class EstimateOptions:
+    trace: str
+    hardware: Sequence[str]
+    blocks: Sequence[int]
+    frames: int | None = None
+    output: str | None = None
+    energy_tables: Sequence[str] | None = None   # None: each hardware's own
+
+
+@dataclass(frozen=True)
+class EstimateResult:
+    estimate: Estimate
+    trace: trace.Trace
+    outputs: tuple[Path, ...]
+
+
+def companion(path: Path, part: str) -> Path:
+    """FILE.parquet -> FILE.<part>.parquet"""
+    return path.with_name(f"{path.stem}.{part}{path.suffix}")
+
+
+def run_estimate(options: EstimateOptions) -> EstimateResult:
+    if not options.hardware:
+        raise SparsesimError("--hw names no hardware")
+    out = Path(options.output) if options.output else None
+    if out is not None and out.suffix not in (".parquet", ".csv"):
+        raise SparsesimError(f"-o must end in .parquet or .csv, got {out.name}")
+    if out is not None and not out.parent.is_dir():
+        raise SparsesimError(f"cannot write {out}: directory {out.parent} does not exist")
+    tr = trace.open(options.trace)
+    specs = [hardware.load(name.strip()) for name in options.hardware]
+    pairs = [(hw, hardware.energy_table(t)) for hw in specs
+             for t in (options.energy_tables or [hw.energy_table])]
+    wl = workload.from_trace(tr, options.blocks, options.frames)
+    result = estimate(wl, [hw for hw, _ in pairs], [t for _, t in pairs])
+    written: tuple[Path, ...] = ()
+    if out is not None:
+        written = (out, companion(out, "layers"), companion(out, "summary"))
+        for path, df in zip(written, (result.rows, result.layers, result.summary)):
+            write_frame(path, df)
+    return EstimateResult(result, tr, written)

@@ -1,0 +1,93 @@
+"""Trace + block size -> per layer, per frame block occupancy (the BlockWorkload).
+
+A B x B block of a layer's *output* is active when any output location in it is gated on. Blocks are
+aligned to the top-left corner; edge blocks are clipped to the map, and `active_pixels` counts only the
+in-bounds output locations that active blocks cover.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import SparsesimError
+from .trace import Trace
+
+
+@dataclass(frozen=True)
+class BlockWorkload:
+    name: str
+    layers: pd.DataFrame            # layers.parquet rows, in layer-id order
+    frames: np.ndarray              # (T,) frame ids
+    blocks: tuple[int, ...]         # (Nb,) block sizes
+    active_blocks: np.ndarray       # (L, T, Nb) active output blocks
+    active_pixels: np.ndarray       # (L, T, Nb) in-bounds output pixels covered by active blocks
+    total_blocks: np.ndarray        # (L, Nb)
+    mask_pixels: np.ndarray         # (L, T) output locations the gate turned on
+
+    @property
+    def density(self) -> np.ndarray:
+        """Fraction of active blocks, (L, T, Nb)."""
+        return self.active_blocks / self.total_blocks[:, None, :]
+
+
+def block_counts(h: int, w: int, block: int) -> np.ndarray:
+    """In-bounds pixel count of every block of an h x w map, (ceil(h/b), ceil(w/b))."""
+    rows = np.minimum(block, h - np.arange(0, h, block))
+    cols = np.minimum(block, w - np.arange(0, w, block))
+    return np.outer(rows, cols)
+
+
+def occupancy(masks: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """(T, H, W) bool masks -> per frame (active blocks, in-bounds pixels they cover)."""
+    t, h, w = masks.shape
+    hb, wb = -(-h // block), -(-w // block)
+    padded = np.zeros((t, hb * block, wb * block), dtype=bool)
+    padded[:, :h, :w] = masks
+    active = padded.reshape(t, hb, block, wb, block).any(axis=(2, 4))
+    pixels = (active * block_counts(h, w, block)).sum(axis=(1, 2))
+    return active.sum(axis=(1, 2)), pixels
+
+
+def from_masks(name: str, layers: pd.DataFrame, masks: Sequence[np.ndarray], blocks: Iterable[int],
+               frames: np.ndarray | None = None) -> BlockWorkload:
+    """Workload from per-layer (T, out_h, out_w) bool mask stacks (layer-id order)."""
+    blocks = tuple(sorted(set(int(b) for b in blocks)))
+    if not blocks or blocks[0] < 1:
+        raise SparsesimError(f"block sizes must be >= 1, got {blocks}")
+    layers = layers.sort_values("id").reset_index(drop=True)
+    if len(masks) != len(layers):
+        raise SparsesimError(f"{len(masks)} mask stacks for {len(layers)} layers")
+    n_frames = masks[0].shape[0] if masks else 0
+    shape = (len(layers), n_frames, len(blocks))
+    active_blocks, active_pixels = np.zeros(shape, np.int64), np.zeros(shape, np.int64)
+    total = np.zeros((len(layers), len(blocks)), np.int64)
+    for i, (stack, layer) in enumerate(zip(masks, layers.itertuples())):
+        if stack.shape[1:] != (layer.out_h, layer.out_w):
+            raise SparsesimError(f"layer {layer.name}: masks {stack.shape[1:]} != output {(layer.out_h, layer.out_w)}")
+        for j, b in enumerate(blocks):
+            active_blocks[i, :, j], active_pixels[i, :, j] = occupancy(stack, b)
+            total[i, j] = (-(-layer.out_h // b)) * (-(-layer.out_w // b))
+    mask_pixels = np.stack([m.reshape(m.shape[0], -1).sum(axis=1) for m in masks]) if masks else np.zeros((0, 0))
+    return BlockWorkload(name=name, layers=layers, frames=np.arange(n_frames) if frames is None else frames,
+                         blocks=blocks, active_blocks=active_blocks, active_pixels=active_pixels,
+                         total_blocks=total, mask_pixels=mask_pixels)
+
+
+def from_trace(trace: Trace, blocks: Iterable[int], max_frames: int | None = None) -> BlockWorkload:
+    """Read every mask of a trace once (chunk by chunk) and count active blocks per block size."""
+    layers = trace.layers_df.sort_values("id").reset_index(drop=True)
+    per_layer: list[list[np.ndarray]] = [[] for _ in range(len(layers))]
+    frames: list[int] = []
+    for m in trace.masks():
+        if max_frames is not None and m.frame >= max_frames:
+            break
+        if m.layer == 0:
+            frames.append(m.frame)
+        per_layer[m.layer].append(m.mask)
+    if not frames:
+        raise SparsesimError(f"trace {trace.path} holds no frames")
+    stacks = [np.stack(ms[: len(frames)]) for ms in per_layer]
+    return from_masks(trace.path.name, layers, stacks, blocks, np.asarray(frames))
