@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml constraints.txt requirements-weights.txt
 demo: $(STAMP)
 	$(BIN)/sparsesim trace sample:carphone_pristine --model rife --gate input-norm --threshold 0.05
 	$(BIN)/sparsesim info traces/carphone_pristine-rife-input-norm-e0.05
+	mkdir -p reports/estimates
+	$(BIN)/sparsesim estimate traces/carphone_pristine-rife-input-norm-e0.05 -o reports/estimates/carphone-rife-e0.05.parquet
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -24,6 +26,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/trace_memory.py
 	$(BIN)/python benchmarks/trace_overhead.py
+	$(BIN)/python benchmarks/estimate_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

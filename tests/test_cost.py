@@ -1,0 +1,166 @@
+"""The analytical cost model: hand-computed cases, limits, monotonicity, determinism."""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sparsesim import hardware, workload
+from sparsesim.cost import estimate
+from sparsesim.cost.geometry import Geometry
+from sparsesim.cost.latency import latency
+from sparsesim.cost.traffic import backing_traffic, dense_work, sparse_work
+
+HW = ["h100", "a100", "orin", "cpu", "eyeriss", "tpu-v1", "gemmini"]
+
+
+def conv_layer(i=0, cin=2, cout=3, k=3, stride=1, pad=1, h=8, w=8, op="conv2d", out=None) -> dict:
+    oh, ow = out or ((h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1)
+    macs = (h * w * cin * cout if op == "conv_transpose2d" else oh * ow * cout * cin) * k * k
+    return dict(id=i, name=f"l{i}", op=op, in_channels=cin, out_channels=cout, kernel_h=k, kernel_w=k,
+                stride_h=stride, stride_w=stride, padding_h=pad, padding_w=pad, dilation_h=1, dilation_w=1,
+                groups=1, in_h=h, in_w=w, out_h=oh, out_w=ow, dense_macs=macs,
+                weight_bytes=4 * (cout * cin * k * k + cout))
+
+
+def one_layer(mask: np.ndarray, blocks, **kw) -> workload.BlockWorkload:
+    layers = pd.DataFrame([conv_layer(**kw)])
+    return workload.from_masks("toy", layers, [mask[None] if mask.ndim == 2 else mask], blocks)
+
+
+@functools.cache
+def specs(names: tuple[str, ...]):
+    hws = [hardware.load(n) for n in names]
+    return hws, [hardware.energy_table(h.energy_table) for h in hws]
+
+
+def run(wl, names=HW):
+    return estimate(wl, *specs(tuple(names)))
+
+
+def test_hand_computed_3x3_conv_on_a_known_mask():
+    mask = np.zeros((8, 8), bool)
+    mask[0, 0] = mask[5, 5] = True
+    wl = one_layer(mask, [1, 4, 8])
+    assert wl.active_blocks[0, 0].tolist() == [2, 2, 1]
+    assert wl.active_pixels[0, 0].tolist() == [2, 32, 64]
+    assert wl.total_blocks[0].tolist() == [64, 4, 1]
+    geo = Geometry.from_layers(wl.layers)
+    b = np.array([1.0, 4.0, 8.0]).reshape(1, 1, -1)
+    # halo: a B x B output block of a 3x3/1 conv reads (B + 2)^2 inputs per channel, clipped to the 8x8 map
+    assert geo.tile_in_elems(b).reshape(-1).tolist() == [9 * 2, 36 * 2, 64 * 2]
+    rows = run(wl, ["h100"]).rows.set_index("block")
+    per_pixel = 3 * 2 * 9
+    assert rows.loc[4, "macs"] == 32 * per_pixel and rows.loc[1, "macs"] == 2 * per_pixel
+    assert rows.loc[4, "macs_skipped"] == (64 - 32) * per_pixel
+    work = sparse_work(geo, b, wl.active_blocks.astype(float), wl.active_pixels.astype(float),
+                       wl.total_blocks[:, None, :].astype(float))
+    layer, _, metadata = backing_traffic(geo, hardware.load("h100"), work)
+    # unfused: mask reduction reads x_t (128) and x_prev (128) whole, gather reads both tiles per block
+    assert layer["inputs"].reshape(-1).tolist() == [128 + 2 * 18, 128 + 2 * 72, 128 + 128]
+    assert layer["outputs"].reshape(-1).tolist() == [2 * 3, 32 * 3, 64 * 3]
+    assert metadata.reshape(-1).tolist() == [8 + 4 * 2 * 4, 1 + 4 * 2 * 4, 1 + 4 * 1 * 4]
+
+
+def test_full_block_on_a_dense_mask_reproduces_the_dense_kernel():
+    wl = one_layer(np.ones((8, 8), bool), [8], cin=64, cout=64)
+    geo = Geometry.from_layers(wl.layers)
+    for name in HW:
+        hw = hardware.load(name)
+        work = sparse_work(geo, np.array(8.0).reshape(1, 1, 1), wl.active_blocks.astype(float),
+                           wl.active_pixels.astype(float), wl.total_blocks[:, None, :].astype(float))
+        dense, sparse = latency(geo, hw, dense_work(geo)), latency(geo, hw, work, np.array(8.0).reshape(1, 1, 1))
+        for step in ("t_peak", "t_parallel", "t_util", "t_occupancy"):
+            np.testing.assert_allclose(sparse[step].reshape(-1), dense[step].reshape(-1), rtol=1e-12, err_msg=name)
+        assert (sparse["latency_s"] > dense["latency_s"]).all(), name  # plus the skipping overheads
+    rows = run(wl).rows
+    assert (rows["macs"] == rows["macs_dense"]).all() and (rows["macs_skipped"] == 0).all()
+
+
+def test_empty_mask_costs_only_the_overheads():
+    wl = one_layer(np.zeros((3, 8, 8), bool), [1, 4])
+    est = run(wl)
+    rows = est.rows
+    assert (rows["macs"] == 0).all() and (rows["e_mac"] == 0).all()
+    np.testing.assert_allclose(rows["latency_s"], rows["t_overhead"], rtol=1e-12)
+    assert (rows["t_bandwidth"] == 0).all()
+    assert (rows["e_type_weights"] == 0).all()          # no block active: weights are never fetched
+    assert (rows["e_type_inputs"] > 0).all()            # but the mask reduction still reads the input
+    h100 = rows[rows["hw"] == "h100"]
+    assert np.allclose(h100["t_overhead"] - h100["t_overhead"].min(), 0)  # independent of B
+    assert (h100["t_overhead"] >= 4 * 4e-6).all()                          # four launches
+
+
+@st.composite
+def nested_masks(draw):
+    t, h, w = draw(st.integers(1, 3)), draw(st.integers(1, 20)), draw(st.integers(1, 20))
+    seed = draw(st.integers(0, 10_000))
+    rng = np.random.default_rng(seed)
+    small = rng.random((t, h, w)) < draw(st.floats(0, 1))
+    large = small | (rng.random((t, h, w)) < draw(st.floats(0, 1)))
+    k = draw(st.sampled_from([1, 3]))
+    return small, large, dict(h=h + (k - 1), w=w + (k - 1), k=k, pad=0, cin=draw(st.integers(1, 40)),
+                              cout=draw(st.integers(1, 300)))
+
+
+@settings(max_examples=25, deadline=None)
+@given(nested_masks())
+def test_more_active_blocks_never_cost_less(case):
+    small, large, shape = case
+    blocks = [1, 2, 4, 8, 16, 32]
+    a, b = run(one_layer(small, blocks, **shape)).rows, run(one_layer(large, blocks, **shape)).rows
+    for col in ("latency_s", "energy_pj", "macs"):
+        assert (b[col].to_numpy() >= a[col].to_numpy() * (1 - 1e-12)).all(), col
+
+
+@settings(max_examples=30, deadline=None)
+@given(nested_masks())
+def test_a_larger_block_never_executes_fewer_macs(case):
+    mask, _, shape = case
+    rows = run(one_layer(mask, [1, 2, 4, 8, 16, 32], **shape), ["h100"]).rows
+    macs = rows.pivot_table(index="frame", columns="block", values="macs").to_numpy()
+    assert (np.diff(macs, axis=1) >= 0).all()  # aligned power-of-two blocks nest
+
+
+def test_break_even_density_separates_wins_from_losses():
+    rng = np.random.default_rng(0)
+    wl = one_layer(rng.random((4, 96, 80)) < 0.1, [8], cin=64, cout=64, h=96, w=80)
+    est = run(wl, ["cpu", "eyeriss"])
+    for _, row in est.layers.iterrows():
+        d = row["break_even_density"]
+        assert 0 < d < 1
+        hw = hardware.load(row["hw"])
+        geo = Geometry.from_layers(wl.layers)
+        dense = latency(geo, hw, dense_work(geo))["latency_s"].item()
+        total = wl.total_blocks[0, 0]
+        px = geo.out_pixels.item() / total
+        t = lambda dens: latency(geo, hw, sparse_work(geo, np.array(8.0).reshape(1, 1, 1), np.array(np.round(dens * total)).reshape(1, 1, 1),  # noqa: E731
+                                                      np.array(np.round(dens * total) * px).reshape(1, 1, 1), np.array(float(total)).reshape(1, 1, 1)),
+                                 np.array(8.0).reshape(1, 1, 1))["latency_s"].item()
+        assert t(d) >= dense and t(d - 0.005) < dense
+
+
+def test_energy_table_changes_energy_not_latency():
+    wl = one_layer(np.random.default_rng(1).random((2, 8, 8)) < 0.3, [2])
+    hw = hardware.load("eyeriss")
+    a = estimate(wl, [hw], [hardware.energy_table("sze-normalized")]).rows
+    b = estimate(wl, [hw], [hardware.energy_table("accelergy-45nm")]).rows
+    np.testing.assert_array_equal(a["latency_s"], b["latency_s"])
+    assert (b["e_buffer"] < a["e_buffer"]).all() and (b["energy_pj"] < a["energy_pj"]).all()  # 4.2x vs 6x a MAC
+
+
+def test_estimates_are_deterministic_bit_for_bit():
+    wl = one_layer(np.random.default_rng(2).random((5, 8, 8)) < 0.4, [1, 2, 4])
+    first, second = run(wl), run(wl)
+    for x, y in zip((first.rows, first.layers, first.summary), (second.rows, second.layers, second.summary)):
+        pd.testing.assert_frame_equal(x, y, check_exact=True)
+
+
+def test_transposed_conv_work_counts_each_output_pixel_once():
+    wl = one_layer(np.ones((1, 16, 16), bool), [4], op="conv_transpose2d", k=4, stride=2, pad=1, out=(16, 16))
+    rows = run(wl, ["h100"]).rows
+    assert rows["macs"].item() == rows["macs_dense"].item() == 8 * 8 * 2 * 3 * 16

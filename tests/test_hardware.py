@@ -1,0 +1,77 @@
+"""Hardware descriptions: every file loads, every figure has a source, bad files fail clearly."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from sparsesim import hardware
+from sparsesim.cli import main
+from sparsesim.hardware import HardwareError
+
+NUMBER_LINE = re.compile(r"^\s*-?\s*[\w-]+:\s*-?[\d.]+(e[+-]?\d+)?\s*(#.*)?$")
+
+
+def test_every_hardware_and_energy_table_loads():
+    names = hardware.names()
+    assert {"h100", "a100", "orin", "cpu", "eyeriss", "tpu-v1", "gemmini"} <= set(names)
+    for name in names:
+        hw = hardware.load(name)
+        for table in (hw.energy_table, *hw.energy_tables):
+            assert hardware.energy_table(table).mac(hw.dtype) > 0
+    h100 = hardware.load("h100")
+    assert h100.units == 132 and h100.level("l2").size_bytes == 50 * 1024 * 1024
+
+
+def test_every_figure_carries_a_source_comment():
+    files = sorted(hardware.models_dir().rglob("*.yaml"))
+    assert len(files) >= 11
+    for path in files:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if NUMBER_LINE.match(line):
+                assert "#" in line, f"{path.name}:{number} has a figure without a source comment: {line.strip()}"
+
+
+def test_energy_tables_disagree_as_the_literature_does():
+    ratio = lambda t: hardware.energy_table(t).access_pj_per_bit["dram"] * 16 / hardware.energy_table(t).mac("int16")  # noqa: E731
+    assert round(ratio("sze-normalized")) == 200 and round(ratio("accelergy-45nm")) == 58
+
+
+GOOD = Path(hardware.models_dir() / "gemmini.yaml").read_text()
+
+
+@pytest.mark.parametrize("edit,needles", [
+    (lambda s: s.replace("kind: systolic", "kind: fpga"), ["key 'kind'", "one of gpu, cpu, systolic, spatial", "'fpga'"]),
+    (lambda s: s.replace("units: 256 ", "units: many "), ["key 'units'", "expected a int", "'many'"]),
+    (lambda s: s.replace("  rows: 16 ", "  rowz: 16 "), ["key 'array.rows'", "missing"]),
+    (lambda s: s.replace("bandwidth_gbps: 16     # assumption", "bandwidth_gbps: -1     # x"), ["memory[0].bandwidth_gbps", "positive"]),
+    (lambda s: s.replace("dtype: int8", "dtype: int4"), ["key 'dtype'", "one of"]),
+    (lambda s: s.replace("    kind: dram", "    kind: dram\n   oops: [", 1), ["is not valid YAML"]),
+    (lambda s: "just a string", ["(top level)", "a mapping"]),
+])
+def test_malformed_file_names_file_key_and_expectation(tmp_path, edit, needles, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text(edit(GOOD))
+    with pytest.raises(HardwareError) as err:
+        hardware.parse_hardware(path)
+    assert str(path) in str(err.value)
+    for needle in needles:
+        assert needle in str(err.value)
+    assert main(["hw", "show", str(path)]) == 2
+    err_text = capsys.readouterr().err
+    assert len(err_text.strip().splitlines()) == 1 and "Traceback" not in err_text
+
+
+def test_unknown_hardware_lists_the_known_ones():
+    with pytest.raises(HardwareError, match="unknown hardware 'tpu9'; known: a100, cpu"):
+        hardware.load("tpu9")
+
+
+def test_hw_cli_lists_and_shows(capsys):
+    assert main(["hw", "list"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("h100", "eyeriss", "tpu-v1"))
+    assert main(["hw", "show", "eyeriss"]) == 0
+    out = capsys.readouterr().out
+    assert "row-stationary" in out and "sze-normalized" in out and "200x" in out.replace("2e+02x", "200x")
