@@ -34,7 +34,9 @@ def describe(trace: Trace) -> str:
 
 def _console():
     from rich.console import Console
-    return Console(width=140)
+    import shutil
+    columns = shutil.get_terminal_size((160, 40)).columns
+    return Console(width=max(columns, 160))
 
 
 def _si(value: float, unit: str) -> str:
