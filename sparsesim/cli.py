@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--energy-table", metavar="NAME[,NAME]",
                    help="estimate with these energy tables instead of each hardware's own "
                    "(e.g. accelergy-45nm,sze-normalized, to see how sensitive a conclusion is)")
+    e.add_argument("--channel-group", type=int, metavar="G",
+                   help="work unit of B x B pixels x G output channels: the GEMM's N tile becomes G "
+                   "(default: each hardware's own tile)")
     e.add_argument("--frames", type=int, metavar="N", help="only the first N frames (default: all)")
     e.add_argument("-o", "--output", metavar="FILE",
                    help="write the rows (layer x frame x hw x block) to FILE (.parquet or .csv), and the "
@@ -153,7 +156,8 @@ def _estimate(args: argparse.Namespace) -> int:
     options = EstimateOptions(
         trace=args.trace, hardware=[h for h in args.hw.split(",") if h.strip()],
         blocks=_csv_ints(args.block, "--block"), frames=args.frames, output=args.output,
-        energy_tables=args.energy_table.split(",") if args.energy_table else None)
+        energy_tables=args.energy_table.split(",") if args.energy_table else None,
+        channel_group=args.channel_group)
     result = run_estimate(options)
     estimate_summary(result)
     return 0

@@ -1,7 +1,7 @@
 """`sparsesim estimate`: trace -> workload -> cost model -> tables on disk (trace -> Estimate)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -19,6 +19,7 @@ class EstimateOptions:
     frames: int | None = None
     output: str | None = None
     energy_tables: Sequence[str] | None = None   # None: each hardware's own
+    channel_group: int | None = None             # G: output channels per work unit (B x B x G)
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,20 @@ def companion(path: Path, part: str) -> Path:
     return path.with_name(f"{path.stem}.{part}{path.suffix}")
 
 
+def with_channel_group(hw: hardware.Hardware, group: int | None) -> hardware.Hardware:
+    """A work unit of B x B pixels x G output channels: the implicit GEMM's N tile becomes G.
+
+    With spatial masks every channel group of an active block is active, so G changes tiling (tile
+    quantisation, input re-reads per N tile), not the active set; channel-structured masks (SSL) will
+    make groups individually skippable.
+    """
+    if group is None:
+        return hw
+    if group < 1:
+        raise SparsesimError(f"--channel-group must be >= 1, got {group}")
+    return replace(hw, tiling=replace(hw.tiling, tile_n=group, reuse_n=min(hw.tiling.reuse_n, group)))
+
+
 def run_estimate(options: EstimateOptions) -> EstimateResult:
     if not options.hardware:
         raise SparsesimError("--hw names no hardware")
@@ -42,7 +57,7 @@ def run_estimate(options: EstimateOptions) -> EstimateResult:
     if out is not None and not out.parent.is_dir():
         raise SparsesimError(f"cannot write {out}: directory {out.parent} does not exist")
     tr = trace.open(options.trace)
-    specs = [hardware.load(name.strip()) for name in options.hardware]
+    specs = [with_channel_group(hardware.load(name.strip()), options.channel_group) for name in options.hardware]
     pairs = [(hw, hardware.energy_table(t)) for hw in specs
              for t in (options.energy_tables or [hw.energy_table])]
     wl = workload.from_trace(tr, options.blocks, options.frames)

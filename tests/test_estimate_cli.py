@@ -48,6 +48,7 @@ def test_estimate_csv_and_energy_table_override(small_trace, tmp_path, capsys):
     (["-o", "x.txt"], "-o must end in .parquet or .csv"),
     (["--energy-table", "nope"], "unknown energy table 'nope'"),
     (["--frames", "0"], "--frames must be >= 1"),
+    (["--channel-group", "0"], "--channel-group must be >= 1"),
 ])
 def test_bad_estimate_input(small_trace, capsys, args, needle):
     assert main(["estimate", str(small_trace), *args]) == 2
@@ -58,3 +59,14 @@ def test_bad_estimate_input(small_trace, capsys, args, needle):
 def test_estimate_of_a_missing_trace(tmp_path, capsys):
     assert main(["estimate", str(tmp_path / "none")]) == 2
     assert "no trace directory" in capsys.readouterr().err
+
+
+def test_channel_group_changes_tiling_not_work(small_trace, tmp_path):
+    outs = {}
+    for g in (None, 4):
+        out = tmp_path / f"g{g}.parquet"
+        extra = [] if g is None else ["--channel-group", str(g)]
+        assert main(["estimate", str(small_trace), "--hw", "h100", "--block", "4", "-o", str(out), *extra]) == 0
+        outs[g] = pd.read_parquet(out)
+    pd.testing.assert_series_equal(outs[None]["macs"], outs[4]["macs"])
+    assert (outs[4]["t_util"] >= outs[None]["t_util"]).all() and (outs[4]["t_util"] > outs[None]["t_util"]).any()
