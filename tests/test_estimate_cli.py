@@ -69,4 +69,5 @@ def test_channel_group_changes_tiling_not_work(small_trace, tmp_path):
         assert main(["estimate", str(small_trace), "--hw", "h100", "--block", "4", "-o", str(out), *extra]) == 0
         outs[g] = pd.read_parquet(out)
     pd.testing.assert_series_equal(outs[None]["macs"], outs[4]["macs"])
-    assert (outs[4]["t_util"] >= outs[None]["t_util"]).all() and (outs[4]["t_util"] > outs[None]["t_util"]).any()
+    # P-Net has 2..32 output channels: a 4-wide N tile wastes less of the tile than H100's 128-wide one
+    assert (outs[4]["t_util"] < outs[None]["t_util"]).all()
