@@ -4,7 +4,9 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.sparsesim-installed
 
-.PHONY: setup demo test bench clean
+SUDO    = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup demo test bench report chromium clean
 
 setup: $(STAMP)
 
@@ -19,9 +21,22 @@ demo: $(STAMP)
 	$(BIN)/sparsesim info traces/carphone_pristine-rife-input-norm-e0.05
 	mkdir -p reports/estimates
 	$(BIN)/sparsesim estimate traces/carphone_pristine-rife-input-norm-e0.05 -o reports/estimates/carphone-rife-e0.05.parquet
+	$(BIN)/sparsesim blocks traces/carphone_pristine-rife-input-norm-e0.05 --hw h100,eyeriss
+	$(BIN)/sparsesim report traces/carphone_pristine-rife-input-norm-e0.05 -o reports/demo
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest -q
+
+# The report tests render the page in a real headless browser: Debian's chromium.
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  echo "installing Debian's chromium for the report tests"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+# The example report of the sample video, committed under reports/carphone/.
+report: $(STAMP)
+	$(BIN)/sparsesim report traces/carphone_pristine-rife-input-norm-e0.01 \
+	  traces/carphone_pristine-mtcnn-pnet-input-norm-e0.05 -o reports/carphone --export png
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/trace_memory.py

@@ -97,6 +97,32 @@ def build_parser() -> argparse.ArgumentParser:
                    "per-layer and per-hardware tables beside it as FILE.layers.* and FILE.summary.*")
     e.set_defaults(func=_estimate)
 
+    b = sub.add_parser("blocks", formatter_class=_Help,
+                       help="the block-size verdict per layer and hardware, for kernel authors",
+                       description="Per layer and for the whole model, on each hardware: the block size that "
+                       "minimises latency and the one that minimises energy, the predicted speed-up over dense "
+                       "(expected, best and worst frame), the break-even density and a plain verdict.")
+    b.add_argument("trace", help="trace directory written by `sparsesim trace`")
+    b.add_argument("--hw", default="h100", help="comma-separated hardware names or YAML paths")
+    b.add_argument("--block", default="1,2,4,8,16,32", help="comma-separated block sizes to choose from")
+    b.add_argument("--energy-table", metavar="NAME[,NAME]", help="energy tables instead of each hardware's own")
+    b.add_argument("--frames", type=int, metavar="N", help="only the first N frames (default: all)")
+    b.add_argument("-o", "--output", metavar="FILE", help="also write the verdicts to FILE (.csv or .parquet)")
+    b.set_defaults(func=_blocks)
+
+    r = sub.add_parser("report", formatter_class=_Help, help="hardware comparison report (HTML, markdown, CSV)",
+                       description="Estimate one or more traces on the given hardware and write a self-contained "
+                       "HTML page with altair charts (opens from disk, no internet), summary.md and the tables "
+                       "as CSV to DIR.")
+    r.add_argument("traces", nargs="+", metavar="TRACE", help="trace directories (compared side by side)")
+    r.add_argument("--hw", default="h100,a100,orin,cpu,eyeriss,tpu-v1,gemmini", help="comma-separated hardware")
+    r.add_argument("--block", default="1,2,4,8,16,32", help="comma-separated block sizes")
+    r.add_argument("--layer", help="layer for the Eyexam waterfall (default: the one with the most MACs)")
+    r.add_argument("--export", default="", help="also write each chart as svg and/or png (e.g. svg,png)")
+    r.add_argument("--frames", type=int, metavar="N", help="only the first N frames (default: all)")
+    r.add_argument("-o", "--output", required=True, metavar="DIR", help="report directory, e.g. reports/NAME/")
+    r.set_defaults(func=_report)
+
     i = sub.add_parser("info", help="summarise a trace")
     i.add_argument("trace", help="trace directory")
     i.set_defaults(func=_info)
@@ -160,6 +186,42 @@ def _estimate(args: argparse.Namespace) -> int:
         channel_group=args.channel_group)
     result = run_estimate(options)
     estimate_summary(result)
+    return 0
+
+
+def _blocks(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .atomic import write_frame
+    from .estimating import EstimateOptions, run_estimate
+    from .summary import verdict_table
+    from .verdict import block_verdicts
+    if args.frames is not None and args.frames < 1:
+        raise SparsesimError(f"--frames must be >= 1, got {args.frames}")
+    out = Path(args.output) if args.output else None
+    if out is not None and out.suffix not in (".csv", ".parquet"):
+        raise SparsesimError(f"-o must end in .parquet or .csv, got {out.name}")
+    result = run_estimate(EstimateOptions(
+        trace=args.trace, hardware=[h for h in args.hw.split(",") if h.strip()],
+        blocks=_csv_ints(args.block, "--block"), frames=args.frames,
+        energy_tables=args.energy_table.split(",") if args.energy_table else None))
+    verdicts = block_verdicts(result.estimate)
+    verdict_table(verdicts, result.trace.path.name)
+    if out is not None:
+        write_frame(out, verdicts)
+        print(f"wrote {out}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import ReportOptions, build
+    if args.frames is not None and args.frames < 1:
+        raise SparsesimError(f"--frames must be >= 1, got {args.frames}")
+    report = build(ReportOptions(
+        traces=args.traces, hardware=[h for h in args.hw.split(",") if h.strip()],
+        blocks=_csv_ints(args.block, "--block"), output=args.output, layer=args.layer,
+        export=[f for f in args.export.split(",") if f], frames=args.frames))
+    print(f"report written to {report.path / 'index.html'} ({len(report.files)} files)")
     return 0
 
 

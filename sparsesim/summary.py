@@ -119,3 +119,18 @@ def estimate_summary(result) -> None:
     console.print(table)
     for path in result.outputs:
         console.print(f"wrote {path}")
+
+
+def verdict_table(verdicts, trace_name: str) -> None:
+    from rich.table import Table
+    console = _console()
+    for (hw, tab), group in verdicts.groupby(["hw", "energy_table"], sort=False):
+        table = Table(title=f"{trace_name} on {hw} ({tab})")
+        for col in ("layer", "density", "B time", "B energy", "speed-up (worst..best)", "break-even", "verdict"):
+            table.add_column(col, justify="left" if col in ("layer", "verdict") else "right")
+        for r in group.itertuples():
+            be = "" if r.break_even_density != r.break_even_density else f"{r.break_even_density:.2f}"
+            table.add_row(r.layer, f"{r.density:.3f}", str(r.best_block_time), str(r.best_block_energy),
+                          f"{r.speedup:.2f}x ({r.speedup_worst_frame:.2f}..{r.speedup_best_frame:.2f})", be, r.verdict,
+                          style="bold" if r.layer_id < 0 else None)
+        console.print(table)

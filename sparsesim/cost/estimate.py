@@ -12,8 +12,9 @@ from ..workload import BlockWorkload
 from .geometry import Geometry
 from .latency import STEPS, latency
 from .memory import footprint
-from .traffic import dense_work, energy, sparse_work
+from .traffic import dense_work, energy, level_bytes, sparse_work
 
+LEVEL_ENERGY = ("e_dram", "e_l2", "e_buffer", "e_noc", "e_rf", "e_mac")
 BREAK_EVEN_STEPS = 200  # density resolution of the break-even search: 1/200
 
 
@@ -25,7 +26,9 @@ class Estimate:
 
 
 def _costs(geo: Geometry, hw: Hardware, table: EnergyTable, work, block) -> dict[str, np.ndarray]:
-    return {**latency(geo, hw, work, block), **energy(geo, hw, table, work)}
+    kernel_bytes, _, overhead_bytes = level_bytes(geo, hw, work)
+    return {**latency(geo, hw, work, block), **energy(geo, hw, table, work),
+            "bytes_backing": kernel_bytes + overhead_bytes}
 
 
 def _break_even(geo: Geometry, hw: Hardware, wl: BlockWorkload, dense_latency: np.ndarray) -> np.ndarray:
@@ -71,6 +74,8 @@ def estimate_one(wl: BlockWorkload, hw: Hardware, table: EnergyTable) -> tuple[p
         if k.startswith("e_") or k == "energy_pj":
             columns[k] = grid(sparse[k])
     columns["energy_dense_pj"] = grid(dense["energy_pj"])
+    columns["bytes_backing"] = grid(sparse["bytes_backing"])
+    columns["bytes_backing_dense"] = grid(dense["bytes_backing"])
     rows = pd.DataFrame(columns)
 
     agg = rows.groupby(["layer_id", "layer", "block"], sort=True).agg(
@@ -95,7 +100,9 @@ def estimate_one(wl: BlockWorkload, hw: Hardware, table: EnergyTable) -> tuple[p
             "latency_s": sel["latency_s"].sum(), "latency_dense_s": sel["latency_dense_s"].sum(),
             "latency_worst_frame_s": per_frame["latency_s"].max(),
             "latency_best_frame_s": per_frame["latency_s"].min(),
-            "energy_pj": sel["energy_pj"].sum(), "energy_dense_pj": sel["energy_dense_pj"].sum(), **mem})
+            "energy_pj": sel["energy_pj"].sum(), "energy_dense_pj": sel["energy_dense_pj"].sum(),
+            **{f"{k}_pj": sel[k].sum() for k in LEVEL_ENERGY},
+            **{f"{k}_dense_pj": float(dense[k].sum()) * T for k in LEVEL_ENERGY}, **mem})
     summary = pd.DataFrame(summary)
     summary["speedup"] = summary["latency_dense_s"] / summary["latency_s"]
     summary["speedup_worst_frame"] = summary["latency_dense_s"] / T / summary["latency_worst_frame_s"]

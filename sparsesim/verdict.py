@@ -1,0 +1,62 @@
+"""The block-size verdict for kernel authors: per layer and hardware, which block to skip with, or why
+to run dense (`sparsesim blocks`). Reads the cost model's tables; decides nothing the model did not say."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .cost import Estimate
+
+MODEL = "(whole model)"
+
+
+def _verdict(speedup: float, block: int, density: float, break_even: float, worst: float) -> str:
+    if speedup > 1:
+        tail = f"; worst frame {worst:.2f}x" if worst < 1 else ""
+        return f"skip with B={block} ({speedup:.2f}x{tail})"
+    if break_even <= 0:
+        return "run dense: the skipping overheads cost more than the dense layer even with nothing active"
+    return f"run dense: density {density:.2f} is above break-even {break_even:.2f}"
+
+
+def _frame_speedups(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per hw, layer, block: the best and worst frame's speed-up."""
+    ratio = rows.assign(s=rows["latency_dense_s"] / rows["latency_s"])
+    return ratio.groupby(["hw", "energy_table", "layer", "block"])["s"].agg(best_frame="max", worst_frame="min")
+
+
+def block_verdicts(est: Estimate) -> pd.DataFrame:
+    """One row per hardware (and energy table) x layer, plus a whole-model row per hardware."""
+    layers = est.layers.join(_frame_speedups(est.rows), on=["hw", "energy_table", "layer", "block"])
+    keys = ["hw", "energy_table", "layer_id", "layer"]
+    fast = layers.loc[layers.groupby(keys, sort=False)["latency_s"].idxmin()].set_index(keys)
+    frugal = layers.loc[layers.groupby(keys, sort=False)["energy_pj"].idxmin()].set_index(keys)
+    out = pd.DataFrame({
+        "best_block_time": fast["block"], "best_block_energy": frugal["block"],
+        "density": fast["density_mean"], "speedup": fast["speedup"],
+        "speedup_best_frame": fast["best_frame"], "speedup_worst_frame": fast["worst_frame"],
+        "break_even_density": fast["break_even_density"], "energy_saving": fast["energy_saving"],
+        "energy_saving_best": frugal["energy_saving"],
+    }).reset_index()
+    out["verdict"] = [_verdict(r.speedup, r.best_block_time, r.density, r.break_even_density, r.speedup_worst_frame)
+                      for r in out.itertuples()]
+    return pd.concat([out, _model_rows(est)], ignore_index=True)
+
+
+def _model_rows(est: Estimate) -> pd.DataFrame:
+    s = est.summary
+    rows = []
+    for (hw, table), group in s.groupby(["hw", "energy_table"], sort=False):
+        fast, frugal = group.loc[group["latency_s"].idxmin()], group.loc[group["energy_pj"].idxmin()]
+        rows.append({"hw": hw, "energy_table": table, "layer_id": -1, "layer": MODEL,
+                     "best_block_time": int(fast["block"]), "best_block_energy": int(frugal["block"]),
+                     "density": float(est.layers[(est.layers["hw"] == hw) & (est.layers["block"] == fast["block"])]
+                                      ["density_mean"].mean()),
+                     "speedup": fast["speedup"], "speedup_best_frame": fast["speedup_best_frame"],
+                     "speedup_worst_frame": fast["speedup_worst_frame"], "break_even_density": np.nan,
+                     "energy_saving": fast["energy_saving"], "energy_saving_best": frugal["energy_saving"],
+                     "mem_overhead": fast["mem_overhead"]})
+    for r in rows:
+        r["verdict"] = (f"skip with B={r['best_block_time']} ({r['speedup']:.2f}x, memory {r['mem_overhead']:+.0%})"
+                        if r["speedup"] > 1 else f"run dense: {r['speedup']:.2f}x at the best block B={r['best_block_time']}")
+    return pd.DataFrame(rows)
