@@ -123,6 +123,34 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", required=True, metavar="DIR", help="report directory, e.g. reports/NAME/")
     r.set_defaults(func=_report)
 
+    m = sub.add_parser("measure", formatter_class=_Help, help="time dense vs block-sparse conv kernels",
+                       description="Time the dense conv and the block-sparse gather -> conv -> scatter kernels "
+                       "(each step on its own) per layer shape x block x density, after checking the sparse "
+                       "result against the dense one.")
+    m.add_argument("--trace", help="take layer shapes (and each shape's median-activity mask) from this trace")
+    m.add_argument("--layers", help="comma-separated layer names of the trace (default: all Conv2d layers)")
+    m.add_argument("--shape", action="append", default=[], metavar="CIN,COUT,K,S,P,H,W",
+                   help="a synthetic layer shape (repeatable); default: four representative 3x3/1x1 layers")
+    m.add_argument("--blocks", default="2,4,8,16,32", help="comma-separated block sizes")
+    m.add_argument("--densities", default="0.05,0.1,0.25,0.5,0.75,1.0", help="active-block densities of the synthetic masks")
+    m.add_argument("--device", default="cpu", help="cpu or cuda")
+    m.add_argument("--dtype", default="fp32", help="fp32 (TF32 off on CUDA), fp16 or bf16")
+    m.add_argument("--repeat", type=int, default=15, help="timed repetitions per kernel (the median is kept)")
+    m.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    m.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    m.add_argument("-o", "--output", required=True, metavar="FILE", help="e.g. traces/measurements/cpu.parquet")
+    m.set_defaults(func=_measure)
+
+    v = sub.add_parser("validate", formatter_class=_Help, help="the cost model's predictions beside measured times")
+    v.add_argument("measurements", nargs="+", help="tables written by `sparsesim measure` (concatenated)")
+    v.add_argument("--hw", required=True, help="the hardware the measurements were taken on (e.g. cpu)")
+    v.add_argument("--holdout", type=float, default=0.5, help="fraction of layer shapes held out for the errors")
+    v.add_argument("--seed", type=int, default=0, help="seed of the shape split")
+    v.add_argument("--calibrate", action="store_true",
+                   help="fit one scale factor per kernel on the training shapes (errors stay on held-out shapes)")
+    v.add_argument("-o", "--output", metavar="DIR", help="write validation.csv, break_even.csv, metrics.json, scatter.html")
+    v.set_defaults(func=_validate)
+
     i = sub.add_parser("info", help="summarise a trace")
     i.add_argument("trace", help="trace directory")
     i.set_defaults(func=_info)
@@ -222,6 +250,55 @@ def _report(args: argparse.Namespace) -> int:
         blocks=_csv_ints(args.block, "--block"), output=args.output, layer=args.layer,
         export=[f for f in args.export.split(",") if f], frames=args.frames))
     print(f"report written to {report.path / 'index.html'} ({len(report.files)} files)")
+    return 0
+
+
+def _shape(text: str):
+    from .measure import ConvShape
+    try:
+        cin, cout, k, stride, pad, h, w = (int(v) for v in text.split(","))
+    except ValueError:
+        raise SparsesimError(f"--shape must be CIN,COUT,K,S,P,H,W integers, got {text!r}") from None
+    return ConvShape(cin, cout, k, stride, pad, 1, h, w)
+
+
+def _measure(args: argparse.Namespace) -> int:
+    import torch
+
+    from .measure import MeasureOptions, run_measure
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.repeat < 1:
+        raise SparsesimError(f"--repeat must be >= 1, got {args.repeat}")
+    try:
+        densities = [float(d) for d in args.densities.split(",") if d.strip()]
+    except ValueError:
+        raise SparsesimError(f"--densities must be comma-separated numbers, got {args.densities!r}") from None
+    if not densities or not all(0 <= d <= 1 for d in densities):
+        raise SparsesimError(f"--densities must lie in [0, 1], got {args.densities!r}")
+    table = run_measure(MeasureOptions(
+        device=args.device, blocks=_csv_ints(args.blocks, "--blocks"), densities=densities, trace=args.trace,
+        layers=args.layers.split(",") if args.layers else None, shapes=[_shape(s) for s in args.shape],
+        dtype=args.dtype, repeat=args.repeat, output=args.output, progress=not args.quiet))
+    print(f"{len(table)} timings written to {args.output}")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .summary import validation_summary
+    from .validate import load_measurements, validate, write_validation
+    from . import hardware
+    if not 0 < args.holdout <= 1:
+        raise SparsesimError(f"--holdout must be in (0, 1], got {args.holdout}")
+    import pandas as pd
+    tables = pd.concat([load_measurements(p) for p in args.measurements], ignore_index=True)
+    result = validate(tables, hardware.load(args.hw), args.holdout, args.seed, args.calibrate)
+    validation_summary(result, args.hw)
+    if args.output:
+        for path in write_validation(result, Path(args.output)):
+            print(f"wrote {path}")
     return 0
 
 

@@ -77,6 +77,7 @@ class Hardware:
     sustained_flops: float = 0.0      # cpu: measured realistic roof
     rows: int = 0                     # arrays
     cols: int = 0
+    gather_bandwidth: float = 0.0     # bytes/s of the gather/scatter kernels' indexed accesses (0: as streaming)
 
     @property
     def word_bytes(self) -> int:
@@ -175,11 +176,13 @@ def parse_hardware(path: Path) -> Hardware:
         g = r.sub("gpu")
         extra = dict(launch_s=g.get("launch_us", float, positive=True) * 1e-6,
                      max_blocks_per_sm=g.get("max_blocks_per_sm", int, positive=True),
-                     tiles_per_sm=g.get("tiles_per_sm", int, positive=True))
+                     tiles_per_sm=g.get("tiles_per_sm", int, positive=True),
+                     gather_bandwidth=g.get("gather_gbps", float, 0.0) * 1e9)
     elif kind == "cpu":
         c = r.sub("cpu")
         extra = dict(sustained_flops=c.get("sustained_tflops", float, positive=True) * 1e12,
-                     launch_s=c.get("op_overhead_us", float, positive=True) * 1e-6)
+                     launch_s=c.get("op_overhead_us", float, positive=True) * 1e-6,
+                     gather_bandwidth=c.get("gather_gbps", float, 0.0) * 1e9)
     else:
         a = r.sub("array")
         extra = dict(rows=a.get("rows", int, positive=True), cols=a.get("cols", int, positive=True))

@@ -134,3 +134,16 @@ def verdict_table(verdicts, trace_name: str) -> None:
                           f"{r.speedup:.2f}x ({r.speedup_worst_frame:.2f}..{r.speedup_best_frame:.2f})", be, r.verdict,
                           style="bold" if r.layer_id < 0 else None)
         console.print(table)
+
+
+def validation_summary(result, hw: str) -> None:
+    from rich.table import Table
+    m = result.metrics
+    table = Table(title=f"cost model ({hw}) vs measurements: {m['held_out_rows']} held-out of {m['rows']} rows")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in m.items():
+        text = f"{value:.0%}" if "error" in key or key == "best_block_match" else (
+            f"{value:.3f}" if isinstance(value, float) else str(value))
+        table.add_row(key.replace("_", " "), text)
+    _console().print(table)

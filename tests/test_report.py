@@ -138,7 +138,7 @@ def test_blocks_verdicts_match_the_cost_model(tmp_path, capsys):
         assert r.verdict.startswith("skip with B=") == (best["speedup"] > 1)
         if not r.verdict.startswith("skip"):
             assert f"{best['density_mean']:.2f}" in r.verdict or "overheads" in r.verdict
-    conv0 = verdicts[(verdicts["layer"] == "conv0") & (verdicts["hw"] == "cpu")].iloc[0]
+    conv0 = verdicts[(verdicts["layer"] == "conv0") & (verdicts["hw"] == "eyeriss")].iloc[0]
     conv1 = verdicts[(verdicts["layer"] == "conv1") & (verdicts["hw"] == "cpu")].iloc[0]
     assert conv0.verdict.startswith("skip") and conv1.verdict.startswith("run dense")
     assert re.search(r"density [01]\.\d\d is above break-even 0\.\d\d", conv1.verdict)

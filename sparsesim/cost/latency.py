@@ -17,7 +17,7 @@ import numpy as np
 
 from ..hardware import Hardware
 from .geometry import Geometry
-from .traffic import Work, fused, level_bytes
+from .traffic import Work, fused, level_bytes, overhead_bytes
 
 STEPS = ("t_peak", "t_parallel", "t_util", "t_occupancy", "t_bandwidth")
 
@@ -78,12 +78,13 @@ def latency(geo: Geometry, hw: Hardware, w: Work, block: np.ndarray | None = Non
         steps = _systolic_steps(geo, hw, w)
     else:
         steps = _spatial_steps(geo, hw, w, block)
-    kernel_bytes, bandwidth, overhead_bytes = level_bytes(geo, hw, w)
+    kernel_bytes, bandwidth, _ = level_bytes(geo, hw, w)
+    streaming, indexed = overhead_bytes(geo, hw, w)
     steps.append(np.maximum(steps[-1], kernel_bytes / bandwidth))
     steps = list(np.maximum.accumulate(np.broadcast_arrays(*steps)))
     launches = (1 if fused(hw) else 4) if w.sparse else 1
     dispatch = 0.0 if hw.kind in ("systolic", "spatial") else launches * hw.launch_s
-    overhead = overhead_bytes / bandwidth + dispatch
+    overhead = streaming / bandwidth + indexed / (hw.gather_bandwidth or bandwidth) + dispatch
     out = dict(zip(STEPS, steps))
     out["t_overhead"] = overhead + np.zeros_like(steps[-1])
     out["latency_s"] = steps[-1] + overhead

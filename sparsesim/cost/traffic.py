@@ -160,8 +160,19 @@ def energy(geo: Geometry, hw: Hardware, table: EnergyTable, w: Work) -> dict[str
 def level_bytes(geo: Geometry, hw: Hardware, w: Work) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bytes the conv kernel moves at its backing level, that level's bandwidth, and the overhead
     kernels' bytes (mask reduction, and gather/scatter where unfused)."""
-    layer, kernel, metadata = backing_traffic(geo, hw, w)
+    streaming, indexed = overhead_bytes(geo, hw, w)
+    _, kernel, _ = backing_traffic(geo, hw, w)
     bandwidth = np.choose(backing_level(geo, hw, w), [lv.bandwidth for lv in hw.levels])
-    kernel_bytes = sum(kernel.values()) * hw.word_bytes
-    overhead_bytes = (sum(layer.values()) - sum(kernel.values())) * hw.word_bytes + metadata
-    return kernel_bytes, bandwidth, overhead_bytes
+    return sum(kernel.values()) * hw.word_bytes, bandwidth, streaming + indexed
+
+
+def overhead_bytes(geo: Geometry, hw: Hardware, w: Work) -> tuple[np.ndarray, np.ndarray]:
+    """The skipping overheads' bytes: (streaming: mask reduction over x_t and x_{t-1} and the metadata,
+    indexed: the gather and scatter passes where unfused)."""
+    if not w.sparse:
+        zero = np.zeros_like(w.macs)
+        return zero, zero
+    layer, kernel, metadata = backing_traffic(geo, hw, w)
+    streaming = 2 * geo.in_elems * hw.word_bytes + metadata
+    total = (sum(layer.values()) - sum(kernel.values())) * hw.word_bytes + metadata
+    return streaming + np.zeros_like(w.macs), total - streaming

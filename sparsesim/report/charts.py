@@ -124,3 +124,17 @@ def roofline(points: pd.DataFrame, hardware: list[Hardware]) -> alt.FacetChart:
                                              alt.Tooltip("flops:Q", format=".3e")])
     return alt.layer(roof, dots, data=pd.concat([pd.DataFrame(roofs), points])).properties(width=260, height=200) \
         .facet(facet=alt.Facet("hw:N", title=None), columns=3).resolve_scale(x="independent", y="independent")
+
+
+def predicted_vs_measured(rows: pd.DataFrame) -> alt.LayerChart:
+    """Predicted against measured kernel time (log-log), the diagonal for reference."""
+    lo, hi = float(min(rows["median_s"].min(), rows["predicted_s"].min())), float(max(rows["median_s"].max(), rows["predicted_s"].max()))
+    diagonal = alt.Chart(pd.DataFrame({"t": [lo, hi]})).mark_line(color="black", strokeDash=[4, 3]).encode(x="t:Q", y="t:Q")
+    axis = lambda title: dict(scale=alt.Scale(type="log"), title=title, axis=alt.Axis(format="~s"))  # noqa: E731
+    dots = alt.Chart(rows).mark_point(filled=True, size=30, opacity=0.7).encode(
+        x=alt.X("median_s:Q", **axis("measured (s)")), y=alt.Y("predicted_s:Q", **axis("predicted (s)")),
+        color=alt.Color("kernel:N"), shape=alt.Shape("held_out:N", title="held out"),
+        tooltip=["layer", "kernel", "block", alt.Tooltip("density:Q", format=".2f"),
+                 alt.Tooltip("median_s:Q", format=".3e"), alt.Tooltip("predicted_s:Q", format=".3e"),
+                 alt.Tooltip("rel_error:Q", format="+.0%")])
+    return (diagonal + dots).properties(width=420, height=420, title="predicted vs measured kernel time")

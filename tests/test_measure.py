@@ -1,0 +1,146 @@
+"""Kernels, timing harness, `sparsesim measure` and `sparsesim validate` (CPU)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sparsesim import hardware, validate as validate_mod
+from sparsesim.cli import main
+from sparsesim.errors import SparsesimError
+from sparsesim.measure import kernels, runner, timing
+from sparsesim.measure.kernels import ConvShape
+
+
+@settings(max_examples=40, deadline=None)
+@given(cin=st.integers(1, 6), cout=st.integers(1, 6), k=st.sampled_from([1, 2, 3, 5]), stride=st.sampled_from([1, 2]),
+       pad=st.integers(0, 2), dilation=st.sampled_from([1, 2]), h=st.integers(6, 20), w=st.integers(6, 20),
+       block=st.sampled_from([1, 2, 3, 4, 8, 32]), density=st.floats(0, 1), seed=st.integers(0, 1000))
+def test_block_sparse_kernel_matches_dense_on_active_blocks(cin, cout, k, stride, pad, dilation, h, w, block, density, seed):
+    shape = ConvShape(cin, cout, k, stride, pad, dilation, h, w)
+    if shape.out_h < 1 or shape.out_w < 1:
+        return
+    mask = torch.from_numpy(np.random.default_rng(seed).random((shape.out_h, shape.out_w)) < density)
+    state = kernels.make_state(shape, mask, "cpu", torch.float32, seed)
+    out = kernels.block_sparse(shape, state, block)
+    ref = kernels.reference(shape, state, block)
+    assert out.shape == ref.shape
+    assert float((out.double() - ref).norm() / ref.norm()) < 1e-5
+
+
+def test_timing_statistics(monkeypatch):
+    stamps = []
+    for i, duration in enumerate([5, 1, 3, 2, 4, 9, 7, 6, 8, 10]):  # start and end of each timed call
+        stamps += [100.0 * i, 100.0 * i + duration]
+    clock = iter(stamps)
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: next(clock))
+    calls = []
+    result = timing.time_calls([lambda: calls.append("a"), lambda: calls.append("b")], "cpu", warmup=2, repeat=10)
+    assert result.median_s == pytest.approx(5.5) and result.repeats == 10
+    assert result.p10_s == pytest.approx(np.percentile(range(1, 11), 10))
+    assert result.p90_s == pytest.approx(np.percentile(range(1, 11), 90))
+    assert calls[:4] == ["a", "b", "a", "b"]  # inputs rotate
+
+
+def test_synthetic_masks_hit_the_asked_block_density():
+    shape = ConvShape(4, 4, 3, 1, 1, 1, 40, 40)
+    rng = np.random.default_rng(0)
+    for block, density in [(4, 0.25), (8, 0.5), (2, 0.05), (16, 1.0)]:
+        mask = runner.block_mask(shape, block, density, rng)
+        hb = -(-40 // block)
+        active = torch.nn.functional.max_pool2d(mask[None, None].float(), block, block, ceil_mode=True).sum()
+        assert int(active) == max(1, round(density * hb * hb))
+
+
+def test_a_wrong_sparse_result_is_caught_before_timing(monkeypatch):
+    monkeypatch.setattr(runner, "block_sparse", lambda shape, s, block: s.z_prev * 2)
+    case = runner.Case("x", ConvShape(4, 4, 3, 1, 1, 1, 16, 16), 4, "synthetic", torch.ones(16, 16, dtype=torch.bool))
+    with pytest.raises(SparsesimError, match="differs from dense"):
+        runner.measure_case(case, runner.MeasureOptions(repeat=1, warmup=0, rotate=1), {})
+
+
+def test_measure_cli_writes_one_row_per_shape_block_density_kernel_step(tmp_path, capsys):
+    out = tmp_path / "cpu.parquet"
+    assert main(["measure", "--shape", "8,8,3,1,1,24,24", "--shape", "4,8,1,1,0,16,16", "--blocks", "2,8",
+                 "--densities", "0.25,1.0", "--repeat", "3", "-q", "-o", str(out)]) == 0
+    df = pd.read_parquet(out)
+    assert len(df) == 2 * 2 * 2 * 7  # shapes x blocks x densities x (dense + 4 steps + e2e + total)
+    assert set(df["step"]) == {"total", "reduce", "gather", "conv", "scatter", "e2e"}
+    assert (df["median_s"] > 0).all() and (df["p10_s"] <= df["median_s"]).all() and (df["median_s"] <= df["p90_s"]).all()
+    assert {"device_name", "torch", "dtype", "threads"} <= set(df.columns)
+    total = df[(df["kernel"] == "sparse") & (df["step"] == "total")].set_index(["layer", "block", "density"])["median_s"]
+    steps = df[(df["kernel"] == "sparse") & df["step"].isin(["reduce", "gather", "conv", "scatter"])]
+    np.testing.assert_allclose(steps.groupby(["layer", "block", "density"])["median_s"].sum().loc[total.index], total)
+
+
+def test_measure_from_a_trace(tmp_path, small_video):
+    trace = tmp_path / "t"
+    assert main(["trace", str(small_video), "--model", "mtcnn-pnet", "--threshold", "0.05", "-o", str(trace), "-q"]) == 0
+    out = tmp_path / "m.csv"
+    assert main(["measure", "--trace", str(trace), "--layers", "conv1,conv2", "--blocks", "4", "--densities", "0.5",
+                 "--repeat", "2", "-q", "-o", str(out)]) == 0
+    df = pd.read_csv(out)
+    assert set(df["layer"]) == {"conv1", "conv2"} and set(df["source"]) == {"trace", "synthetic"}
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--device", "cuda"], "no CUDA GPU"),
+    (["--device", "tpu"], "--device must be cpu or cuda"),
+    (["--densities", "2"], "--densities must lie in [0, 1]"),
+    (["--shape", "1,2,3"], "--shape must be CIN,COUT,K,S,P,H,W"),
+    (["--dtype", "fp8"], "--dtype must be one of"),
+])
+def test_bad_measure_input(tmp_path, capsys, args, needle):
+    if "cuda" in args and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: --device cuda is valid here")
+    assert main(["measure", "-q", "--repeat", "1", "-o", str(tmp_path / "m.parquet"), *args]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and len(err.strip().splitlines()) == 1
+
+
+def handmade_measurements() -> pd.DataFrame:
+    """Two shapes x three blocks x two densities; sparse time grows with density, dense is flat."""
+    rows = []
+    for cin, in_h in ((8, 32), (16, 24)):
+        for block, slow in ((2, 3.0), (4, 2.0), (8, 1.0)):
+            for density in (0.25, 1.0):
+                base = dict(layer=f"s{cin}", source="synthetic", cin=cin, cout=cin, k=3, stride=1, padding=1, dilation=1,
+                            in_h=in_h, in_w=in_h, out_h=in_h, out_w=in_h, block=block, density=density,
+                            active_blocks=1, active_pixels=block * block, total_blocks=4)
+                rows.append({**base, "kernel": "dense", "step": "total", "median_s": 1.0})
+                rows.append({**base, "kernel": "sparse", "step": "total", "median_s": slow * density * 2})
+    return pd.DataFrame(rows)
+
+
+def test_validate_arithmetic_on_a_handmade_table(monkeypatch):
+    m = handmade_measurements()
+    # a model that is exactly 2x the measured time on dense, and right on sparse but with blocks reversed
+    fake = np.where(m["kernel"] == "dense", 2.0, m["median_s"][::-1].to_numpy())
+    monkeypatch.setattr(validate_mod, "predict", lambda rows, hw: fake[rows.index])
+    result = validate_mod.validate(m, hardware.load("cpu"), holdout=1.0)
+    dense = result.rows[result.rows["kernel"] == "dense"]
+    assert (dense["rel_error"] == 1.0).all()
+    assert result.metrics["median_abs_error_dense"] == 1.0
+    assert result.metrics["held_out_rows"] == len(m)
+    assert result.metrics["groups"] == 4
+    be = result.break_even.set_index(["cin", "block"])["measured"]
+    # sparse = 2*slow*density crosses dense = 1 at density 1/(2*slow), between the 0.25 and 1.0 points
+    assert be.loc[(8, 8)] == pytest.approx(0.25 + 0.75 * (1 - 0.5) / (2 - 0.5))
+    assert be.loc[(8, 2)] == 0.0  # already slower at the lowest density
+
+
+def test_validate_cli_on_real_measurements(tmp_path, capsys):
+    out = tmp_path / "m.parquet"
+    assert main(["measure", "--shape", "8,8,3,1,1,24,24", "--shape", "16,16,3,1,1,16,16", "--shape", "8,16,3,2,1,32,32",
+                 "--blocks", "2,4,8", "--densities", "0.25,1.0", "--repeat", "3", "-q", "-o", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["validate", str(out), "--hw", "cpu", "--calibrate", "-o", str(tmp_path / "val")]) == 0
+    printed = capsys.readouterr().out
+    assert "median abs error" in printed and "spearman" in printed
+    rows = pd.read_csv(tmp_path / "val" / "validation.csv")
+    np.testing.assert_allclose(rows["rel_error"], rows["predicted_s"] / rows["median_s"] - 1)
+    assert (tmp_path / "val" / "scatter.html").read_text().count("vegaEmbed") >= 1
+    assert main(["validate", str(tmp_path / "nope.parquet"), "--hw", "cpu"]) == 2
