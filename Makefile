@@ -36,7 +36,9 @@ chromium:
 # The example report of the sample video, committed under reports/carphone/.
 report: $(STAMP)
 	$(BIN)/sparsesim report traces/carphone_pristine-rife-input-norm-e0.01 \
-	  traces/carphone_pristine-mtcnn-pnet-input-norm-e0.05 -o reports/carphone --export png
+	  traces/carphone_pristine-mtcnn-pnet-input-norm-e0.05 -o reports/carphone --export png \
+	  --measurements traces/measurements/cpu-rife.parquet,traces/measurements/cpu-mtcnn.parquet,traces/measurements/cpu-synthetic.parquet \
+	  --measured-hw cpu
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/trace_memory.py

@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--block", default="1,2,4,8,16,32", help="comma-separated block sizes to choose from")
     b.add_argument("--energy-table", metavar="NAME[,NAME]", help="energy tables instead of each hardware's own")
     b.add_argument("--frames", type=int, metavar="N", help="only the first N frames (default: all)")
+    b.add_argument("--measurements", help="comma-separated `sparsesim measure --trace` tables of this trace")
+    b.add_argument("--measured-hw", help="the hardware the measurements were taken on (e.g. cpu)")
     b.add_argument("-o", "--output", metavar="FILE", help="also write the verdicts to FILE (.csv or .parquet)")
     b.set_defaults(func=_blocks)
 
@@ -120,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--layer", help="layer for the Eyexam waterfall (default: the one with the most MACs)")
     r.add_argument("--export", default="", help="also write each chart as svg and/or png (e.g. svg,png)")
     r.add_argument("--frames", type=int, metavar="N", help="only the first N frames (default: all)")
+    r.add_argument("--measurements", help="comma-separated `sparsesim measure` tables to put beside the predictions")
+    r.add_argument("--measured-hw", help="the hardware the measurements were taken on (e.g. cpu)")
     r.add_argument("-o", "--output", required=True, metavar="DIR", help="report directory, e.g. reports/NAME/")
     r.set_defaults(func=_report)
 
@@ -234,6 +238,15 @@ def _blocks(args: argparse.Namespace) -> int:
         blocks=_csv_ints(args.block, "--block"), frames=args.frames,
         energy_tables=args.energy_table.split(",") if args.energy_table else None))
     verdicts = block_verdicts(result.estimate)
+    if args.measurements:
+        import pandas as pd
+
+        from .validate import load_measurements
+        from .verdict import attach_measured
+        if not args.measured_hw:
+            raise SparsesimError("--measurements needs --measured-hw: the hardware they were taken on")
+        tables = pd.concat([load_measurements(p) for p in args.measurements.split(",")], ignore_index=True)
+        verdicts = attach_measured(verdicts, tables, args.measured_hw)
     verdict_table(verdicts, result.trace.path.name)
     if out is not None:
         write_frame(out, verdicts)
@@ -248,7 +261,8 @@ def _report(args: argparse.Namespace) -> int:
     report = build(ReportOptions(
         traces=args.traces, hardware=[h for h in args.hw.split(",") if h.strip()],
         blocks=_csv_ints(args.block, "--block"), output=args.output, layer=args.layer,
-        export=[f for f in args.export.split(",") if f], frames=args.frames))
+        export=[f for f in args.export.split(",") if f], frames=args.frames,
+        measurements=args.measurements.split(",") if args.measurements else (), measured_hw=args.measured_hw))
     print(f"report written to {report.path / 'index.html'} ({len(report.files)} files)")
     return 0
 

@@ -126,13 +126,17 @@ def verdict_table(verdicts, trace_name: str) -> None:
     console = _console()
     for (hw, tab), group in verdicts.groupby(["hw", "energy_table"], sort=False):
         table = Table(title=f"{trace_name} on {hw} ({tab})")
-        for col in ("layer", "density", "B time", "B energy", "speed-up (worst..best)", "break-even", "verdict"):
+        measured = "measured_speedup" in group and group["measured_speedup"].notna().any()
+        for col in ("layer", "density", "B time", "B energy", "speed-up (worst..best)",
+                    *(("measured (median frame)",) if measured else ()),
+                    "break-even", "verdict"):
             table.add_column(col, justify="left" if col in ("layer", "verdict") else "right")
         for r in group.itertuples():
             be = "" if r.break_even_density != r.break_even_density else f"{r.break_even_density:.2f}"
+            seen = (("" if r.measured_speedup != r.measured_speedup else f"{r.measured_speedup:.2f}x"),) if measured else ()
             table.add_row(r.layer, f"{r.density:.3f}", str(r.best_block_time), str(r.best_block_energy),
-                          f"{r.speedup:.2f}x ({r.speedup_worst_frame:.2f}..{r.speedup_best_frame:.2f})", be, r.verdict,
-                          style="bold" if r.layer_id < 0 else None)
+                          f"{r.speedup:.2f}x ({r.speedup_worst_frame:.2f}..{r.speedup_best_frame:.2f})", *seen, be,
+                          r.verdict, style="bold" if r.layer_id < 0 else None)
         console.print(table)
 
 

@@ -60,3 +60,17 @@ def _model_rows(est: Estimate) -> pd.DataFrame:
         r["verdict"] = (f"skip with B={r['best_block_time']} ({r['speedup']:.2f}x, memory {r['mem_overhead']:+.0%})"
                         if r["speedup"] > 1 else f"run dense: {r['speedup']:.2f}x at the best block B={r['best_block_time']}")
     return pd.DataFrame(rows)
+
+
+def attach_measured(verdicts: pd.DataFrame, measurements: pd.DataFrame, hw: str) -> pd.DataFrame:
+    """Measured speed-up beside the predicted one: for rows of hardware `hw`, the measured dense time
+    over the measured block-sparse total, on the trace's own mask of that layer at the predicted best
+    block (rows `sparsesim measure --trace` recorded with source 'trace')."""
+    totals = measurements[(measurements["source"] == "trace") & (measurements["step"] == "total")]
+    table = totals.pivot_table(index=["layer", "block"], columns="kernel", values="median_s")
+    if not {"dense", "sparse"} <= set(table.columns):
+        return verdicts.assign(measured_speedup=np.nan)
+    speedup = (table["dense"] / table["sparse"]).rename("measured_speedup")
+    keyed = verdicts.join(speedup, on=["layer", "best_block_time"])
+    keyed.loc[keyed["hw"] != hw, "measured_speedup"] = np.nan
+    return keyed

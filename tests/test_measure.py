@@ -84,6 +84,14 @@ def test_measure_from_a_trace(tmp_path, small_video):
                  "--repeat", "2", "-q", "-o", str(out)]) == 0
     df = pd.read_csv(out)
     assert set(df["layer"]) == {"conv1", "conv2"} and set(df["source"]) == {"trace", "synthetic"}
+    verdicts = tmp_path / "v.csv"
+    assert main(["blocks", str(trace), "--hw", "cpu,eyeriss", "--block", "4", "--measurements", str(out),
+                 "--measured-hw", "cpu", "-o", str(verdicts)]) == 0
+    v = pd.read_csv(verdicts).set_index(["hw", "layer"])
+    dense = df[(df["source"] == "trace") & (df["kernel"] == "dense") & (df["layer"] == "conv1")]["median_s"].item()
+    sparse = df[(df["source"] == "trace") & (df["kernel"] == "sparse") & (df["step"] == "total") & (df["layer"] == "conv1")]["median_s"].item()
+    assert v.loc[("cpu", "conv1"), "measured_speedup"] == pytest.approx(dense / sparse)
+    assert np.isnan(v.loc[("cpu", "conv3"), "measured_speedup"]) and np.isnan(v.loc[("eyeriss", "conv1"), "measured_speedup"])
 
 
 @pytest.mark.parametrize("args,needle", [

@@ -36,15 +36,24 @@ def two_traces(tmp_path_factory, small_video):
 
 
 @pytest.fixture(scope="module")
-def report(two_traces, tmp_path_factory):
+def measurements(tmp_path_factory):
+    out = tmp_path_factory.mktemp("measure") / "cpu.parquet"
+    assert main(["measure", "--shape", "8,8,3,1,1,24,24", "--shape", "16,16,3,1,1,16,16", "--blocks", "2,4,8",
+                 "--densities", "0.25,1.0", "--repeat", "3", "-q", "-o", str(out)]) == 0
+    return str(out)
+
+
+@pytest.fixture(scope="module")
+def report(two_traces, measurements, tmp_path_factory):
     out = tmp_path_factory.mktemp("reports") / "square"
     return build(ReportOptions(traces=two_traces, hardware=HW, blocks=[1, 2, 4, 8], output=str(out),
-                               export=["svg", "png"]))
+                               export=["svg", "png"], measurements=[measurements], measured_hw="cpu"))
 
 
 def test_report_writes_page_tables_and_static_charts(report):
     names = {p.relative_to(report.path).as_posix() for p in report.files}
-    assert {"index.html", "summary.md", "summary.csv", "layers.csv", "verdicts.csv"} <= names
+    assert {"index.html", "summary.md", "summary.csv", "layers.csv", "verdicts.csv", "validation.csv"} <= names
+    assert "measured" in report.charts
     for chart in report.charts:
         assert (report.path / "charts" / f"{chart}.svg").read_text().startswith("<svg")
         assert (report.path / "charts" / f"{chart}.png").read_bytes()[:4] == b"\x89PNG"

@@ -42,8 +42,9 @@ def _cpu_steps(geo: Geometry, hw: Hardware, w: Work) -> list[np.ndarray]:
     tiles = np.ceil(w.pixels / t.tile_m) * np.ceil(geo.cout / t.tile_n)
     busy = np.maximum(np.minimum(tiles, hw.units), 1)
     sustained = hw.sustained_flops / 2 / hw.units   # measured conv throughput per core
+    lanes = np.ceil(geo.cout / t.reuse_n) * t.reuse_n / geo.cout  # output channels fill whole register blocks
     parallel = w.macs / (busy * per_unit)
-    util = w.macs / (busy * sustained)
+    util = w.macs / (busy * sustained) * lanes
     return [w.macs / hw.peak_macs_per_s, parallel, util, util * _padding(w)]
 
 

@@ -32,6 +32,8 @@ class ReportOptions:
     layer: str | None = None           # Eyexam waterfall layer (default: the most MACs)
     export: Sequence[str] = ()         # static chart files: svg, png
     frames: int | None = None
+    measurements: Sequence[str] = ()   # `sparsesim measure` tables, validated against...
+    measured_hw: str | None = None     # ...the cost model of this hardware
 
 
 @dataclass(frozen=True)
@@ -140,18 +142,42 @@ def build(options: ReportOptions) -> Report:
         "eyexam": charts.eyexam_waterfall(steps, layer),
         "roofline": charts.roofline(_roofline_data(results, best), specs_hw),
     }
+    validation = _validation(options)
+    if validation is not None:
+        chart_set["measured"] = charts.predicted_vs_measured(validation.rows)
+        tables["validation"] = validation.rows
     with alt.data_transformers.disable_max_rows():
         specs = {name: chart.to_dict(validate=True) for name, chart in chart_set.items()}
-    body = _body(tables, best, layer)
+    body = _body(tables, best, layer, validation, options.measured_hw)
     return _write(Path(options.output), f"sparsesim report: {', '.join(labels)}", body, specs, tables, best,
                   chart_set, options.export)
+
+
+def _validation(options: ReportOptions):
+    if not options.measurements:
+        return None
+    from ..validate import load_measurements, validate
+    if not options.measured_hw:
+        raise SparsesimError("--measurements needs --measured-hw: the hardware they were taken on")
+    table = pd.concat([load_measurements(p) for p in options.measurements], ignore_index=True)
+    return validate(table, hardware.load(options.measured_hw))
+
+
+def _measured_section(validation, hw: str | None) -> str:
+    if validation is None:
+        return page.section("Predicted vs measured", "<p class='note'>No kernel measurements were given "
+                            "(`sparsesim measure`, then `sparsesim report --measurements FILE --measured-hw NAME`).</p>")
+    metrics = pd.DataFrame([{"metric": k.replace("_", " "), "value": v} for k, v in validation.metrics.items()])
+    return page.section(f"Predicted vs measured on {hw}", page.chart_div("measured") + _html_table(metrics, ["metric", "value"]),
+                        "Each dot is one measured kernel (dense conv, or the block-sparse reduce+gather+conv+scatter "
+                        "total) against the cost model's prediction; errors are on held-out layer shapes.")
 
 
 def _html_table(df: pd.DataFrame, columns: list[str]) -> str:
     return df[columns].to_html(index=False, float_format=lambda v: f"{v:.3g}", border=0, escape=True)
 
 
-def _body(tables: dict[str, pd.DataFrame], best: pd.DataFrame, layer: str) -> str:
+def _body(tables: dict[str, pd.DataFrame], best: pd.DataFrame, layer: str, validation, measured_hw) -> str:
     model = tables["verdicts"][tables["verdicts"]["layer_id"] < 0]
     per_layer = tables["verdicts"][tables["verdicts"]["layer_id"] >= 0]
     return "".join([
@@ -169,8 +195,7 @@ def _body(tables: dict[str, pd.DataFrame], best: pd.DataFrame, layer: str) -> st
                      "Each step is a tighter bound on the time per frame, from the peak down; the last bar adds the "
                      "mask reduction, gather, scatter and launches that skipping needs."),
         page.section("Roofline", page.chart_div("roofline")),
-        page.section("Predicted vs measured", "<p class='note'>No kernel measurements are recorded for these "
-                     "hardware yet (`sparsesim measure`); this section fills in when they are.</p>"),
+        _measured_section(validation, measured_hw),
         page.section("Verdict per layer", _html_table(per_layer, VERDICT_COLUMNS)),
     ])
 
