@@ -44,3 +44,14 @@ def write_frame(path: Path, df: pd.DataFrame) -> None:
         write_atomic(path, lambda tmp: df.to_csv(tmp, index=False))
     else:
         write_atomic(path, lambda tmp: df.to_parquet(tmp, index=False))
+
+
+def table_path(output: str | None) -> Path | None:
+    """An output table path, checked: parquet or CSV by extension."""
+    from .errors import SparsesimError
+    if output is None:
+        return None
+    path = Path(output)
+    if path.suffix not in (".parquet", ".csv"):
+        raise SparsesimError(f"-o must end in .parquet or .csv, got {path.name}")
+    return path

@@ -25,6 +25,43 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+ALL_HW = "h100,a100,orin,cpu,eyeriss,tpu-v1,gemmini"
+
+
+def _add_cost_args(parser: argparse.ArgumentParser, hw: str, energy_table: bool = True) -> None:
+    """The arguments every command that runs the cost model takes."""
+    parser.add_argument("--hw", default=hw, help="comma-separated hardware names (see `sparsesim hw list`) or YAML paths")
+    parser.add_argument("--block", default="1,2,4,8,16,32", help="comma-separated block sizes B (B x B output blocks)")
+    if energy_table:
+        parser.add_argument("--energy-table", metavar="NAME[,NAME]",
+                            help="energy tables instead of each hardware's own (e.g. accelergy-45nm,sze-normalized, "
+                            "to see how sensitive a conclusion is)")
+    parser.add_argument("--frames", type=int, metavar="N", help="only the first N frames (default: all)")
+
+
+def _add_measured_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--measurements", help="comma-separated `sparsesim measure` tables to put beside the predictions")
+    parser.add_argument("--measured-hw", help="the hardware the measurements were taken on (e.g. cpu)")
+
+
+def _names(text: str | None) -> list[str]:
+    """'a, b,,c' -> ['a', 'b', 'c']"""
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def _frames(args: argparse.Namespace) -> int | None:
+    if args.frames is not None and args.frames < 1:
+        raise SparsesimError(f"--frames must be >= 1, got {args.frames}")
+    return args.frames
+
+
+def _estimate_options(args: argparse.Namespace, **extra):
+    from .estimating import EstimateOptions
+    return EstimateOptions(trace=args.trace, hardware=_names(args.hw), blocks=_csv_ints(args.block, "--block"),
+                           frames=_frames(args), energy_tables=_names(getattr(args, "energy_table", None)) or None,
+                           **extra)
+
+
 def _threshold(text: str) -> float:
     try:
         return float(text)
@@ -82,16 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "Eyexam-style latency bounds and memory for block-sparse Skip-Convolutions on each "
                        "hardware, against the dense run on the same hardware.")
     e.add_argument("trace", help="trace directory written by `sparsesim trace`")
-    e.add_argument("--hw", default="h100,a100,orin,cpu,eyeriss,tpu-v1,gemmini",
-                   help="comma-separated hardware names (see `sparsesim hw list`) or YAML paths")
-    e.add_argument("--block", default="1,2,4,8,16,32", help="comma-separated block sizes B (B x B output blocks)")
-    e.add_argument("--energy-table", metavar="NAME[,NAME]",
-                   help="estimate with these energy tables instead of each hardware's own "
-                   "(e.g. accelergy-45nm,sze-normalized, to see how sensitive a conclusion is)")
+    _add_cost_args(e, ALL_HW)
     e.add_argument("--channel-group", type=int, metavar="G",
                    help="work unit of B x B pixels x G output channels: the GEMM's N tile becomes G "
                    "(default: each hardware's own tile)")
-    e.add_argument("--frames", type=int, metavar="N", help="only the first N frames (default: all)")
     e.add_argument("-o", "--output", metavar="FILE",
                    help="write the rows (layer x frame x hw x block) to FILE (.parquet or .csv), and the "
                    "per-layer and per-hardware tables beside it as FILE.layers.* and FILE.summary.*")
@@ -103,12 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "minimises latency and the one that minimises energy, the predicted speed-up over dense "
                        "(expected, best and worst frame), the break-even density and a plain verdict.")
     b.add_argument("trace", help="trace directory written by `sparsesim trace`")
-    b.add_argument("--hw", default="h100", help="comma-separated hardware names or YAML paths")
-    b.add_argument("--block", default="1,2,4,8,16,32", help="comma-separated block sizes to choose from")
-    b.add_argument("--energy-table", metavar="NAME[,NAME]", help="energy tables instead of each hardware's own")
-    b.add_argument("--frames", type=int, metavar="N", help="only the first N frames (default: all)")
-    b.add_argument("--measurements", help="comma-separated `sparsesim measure --trace` tables of this trace")
-    b.add_argument("--measured-hw", help="the hardware the measurements were taken on (e.g. cpu)")
+    _add_cost_args(b, "h100")
+    _add_measured_args(b)
     b.add_argument("-o", "--output", metavar="FILE", help="also write the verdicts to FILE (.csv or .parquet)")
     b.set_defaults(func=_blocks)
 
@@ -117,13 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "HTML page with altair charts (opens from disk, no internet), summary.md and the tables "
                        "as CSV to DIR.")
     r.add_argument("traces", nargs="+", metavar="TRACE", help="trace directories (compared side by side)")
-    r.add_argument("--hw", default="h100,a100,orin,cpu,eyeriss,tpu-v1,gemmini", help="comma-separated hardware")
-    r.add_argument("--block", default="1,2,4,8,16,32", help="comma-separated block sizes")
+    _add_cost_args(r, ALL_HW, energy_table=False)
     r.add_argument("--layer", help="layer for the Eyexam waterfall (default: the one with the most MACs)")
     r.add_argument("--export", default="", help="also write each chart as svg and/or png (e.g. svg,png)")
-    r.add_argument("--frames", type=int, metavar="N", help="only the first N frames (default: all)")
-    r.add_argument("--measurements", help="comma-separated `sparsesim measure` tables to put beside the predictions")
-    r.add_argument("--measured-hw", help="the hardware the measurements were taken on (e.g. cpu)")
+    _add_measured_args(r)
     r.add_argument("-o", "--output", required=True, metavar="DIR", help="report directory, e.g. reports/NAME/")
     r.set_defaults(func=_report)
 
@@ -207,46 +231,24 @@ def _hw_show(args: argparse.Namespace) -> int:
 
 
 def _estimate(args: argparse.Namespace) -> int:
-    from .estimating import EstimateOptions, run_estimate
+    from .estimating import run_estimate
     from .summary import estimate_summary
-    if args.frames is not None and args.frames < 1:
-        raise SparsesimError(f"--frames must be >= 1, got {args.frames}")
-    options = EstimateOptions(
-        trace=args.trace, hardware=[h for h in args.hw.split(",") if h.strip()],
-        blocks=_csv_ints(args.block, "--block"), frames=args.frames, output=args.output,
-        energy_tables=args.energy_table.split(",") if args.energy_table else None,
-        channel_group=args.channel_group)
-    result = run_estimate(options)
+    result = run_estimate(_estimate_options(args, output=args.output, channel_group=args.channel_group))
     estimate_summary(result)
     return 0
 
 
 def _blocks(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from .atomic import write_frame
-    from .estimating import EstimateOptions, run_estimate
+    from .atomic import table_path, write_frame
+    from .estimating import run_estimate
     from .summary import verdict_table
-    from .verdict import block_verdicts
-    if args.frames is not None and args.frames < 1:
-        raise SparsesimError(f"--frames must be >= 1, got {args.frames}")
-    out = Path(args.output) if args.output else None
-    if out is not None and out.suffix not in (".csv", ".parquet"):
-        raise SparsesimError(f"-o must end in .parquet or .csv, got {out.name}")
-    result = run_estimate(EstimateOptions(
-        trace=args.trace, hardware=[h for h in args.hw.split(",") if h.strip()],
-        blocks=_csv_ints(args.block, "--block"), frames=args.frames,
-        energy_tables=args.energy_table.split(",") if args.energy_table else None))
+    from .validate import load_all
+    from .verdict import attach_measured, block_verdicts
+    out = table_path(args.output)
+    result = run_estimate(_estimate_options(args))
     verdicts = block_verdicts(result.estimate)
     if args.measurements:
-        import pandas as pd
-
-        from .validate import load_measurements
-        from .verdict import attach_measured
-        if not args.measured_hw:
-            raise SparsesimError("--measurements needs --measured-hw: the hardware they were taken on")
-        tables = pd.concat([load_measurements(p) for p in args.measurements.split(",")], ignore_index=True)
-        verdicts = attach_measured(verdicts, tables, args.measured_hw)
+        verdicts = attach_measured(verdicts, load_all(_names(args.measurements), args.measured_hw), args.measured_hw)
     verdict_table(verdicts, result.trace.path.name)
     if out is not None:
         write_frame(out, verdicts)
@@ -256,13 +258,10 @@ def _blocks(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from .report import ReportOptions, build
-    if args.frames is not None and args.frames < 1:
-        raise SparsesimError(f"--frames must be >= 1, got {args.frames}")
     report = build(ReportOptions(
-        traces=args.traces, hardware=[h for h in args.hw.split(",") if h.strip()],
-        blocks=_csv_ints(args.block, "--block"), output=args.output, layer=args.layer,
-        export=[f for f in args.export.split(",") if f], frames=args.frames,
-        measurements=args.measurements.split(",") if args.measurements else (), measured_hw=args.measured_hw))
+        traces=args.traces, hardware=_names(args.hw), blocks=_csv_ints(args.block, "--block"), output=args.output,
+        layer=args.layer, export=_names(args.export), frames=_frames(args),
+        measurements=_names(args.measurements), measured_hw=args.measured_hw))
     print(f"report written to {report.path / 'index.html'} ({len(report.files)} files)")
     return 0
 
@@ -292,7 +291,7 @@ def _measure(args: argparse.Namespace) -> int:
         raise SparsesimError(f"--densities must lie in [0, 1], got {args.densities!r}")
     table = run_measure(MeasureOptions(
         device=args.device, blocks=_csv_ints(args.blocks, "--blocks"), densities=densities, trace=args.trace,
-        layers=args.layers.split(",") if args.layers else None, shapes=[_shape(s) for s in args.shape],
+        layers=_names(args.layers) or None, shapes=[_shape(s) for s in args.shape],
         dtype=args.dtype, repeat=args.repeat, output=args.output, progress=not args.quiet))
     print(f"{len(table)} timings written to {args.output}")
     return 0
@@ -301,14 +300,13 @@ def _measure(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .summary import validation_summary
-    from .validate import load_measurements, validate, write_validation
     from . import hardware
+    from .summary import validation_summary
+    from .validate import load_all, validate, write_validation
     if not 0 < args.holdout <= 1:
         raise SparsesimError(f"--holdout must be in (0, 1], got {args.holdout}")
-    import pandas as pd
-    tables = pd.concat([load_measurements(p) for p in args.measurements], ignore_index=True)
-    result = validate(tables, hardware.load(args.hw), args.holdout, args.seed, args.calibrate)
+    result = validate(load_all(args.measurements, args.hw), hardware.load(args.hw), args.holdout, args.seed,
+                      args.calibrate)
     validation_summary(result, args.hw)
     if args.output:
         for path in write_validation(result, Path(args.output)):

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import hardware, trace, workload
-from .atomic import write_frame
+from .atomic import table_path, write_frame
 from .cost import Estimate, estimate
 from .errors import SparsesimError
 
@@ -51,9 +51,7 @@ def with_channel_group(hw: hardware.Hardware, group: int | None) -> hardware.Har
 def run_estimate(options: EstimateOptions) -> EstimateResult:
     if not options.hardware:
         raise SparsesimError("--hw names no hardware")
-    out = Path(options.output) if options.output else None
-    if out is not None and out.suffix not in (".parquet", ".csv"):
-        raise SparsesimError(f"-o must end in .parquet or .csv, got {out.name}")
+    out = table_path(options.output)
     if out is not None and not out.parent.is_dir():
         raise SparsesimError(f"cannot write {out}: directory {out.parent} does not exist")
     tr = trace.open(options.trace)

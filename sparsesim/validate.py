@@ -135,6 +135,13 @@ def load_measurements(path: str) -> pd.DataFrame:
         raise SparsesimError(f"cannot read measurements {path}: {str(e).splitlines()[0][:160]}") from None
 
 
+def load_all(paths: list[str], hw: str | None) -> pd.DataFrame:
+    """Several measurement tables as one; `hw` names the hardware they were taken on (required)."""
+    if not hw:
+        raise SparsesimError("--measurements needs --measured-hw: the hardware they were taken on")
+    return pd.concat([load_measurements(p) for p in paths], ignore_index=True)
+
+
 def write_validation(result: Validation, out: Path) -> list[Path]:
     from .report import charts, page
     out.mkdir(parents=True, exist_ok=True)

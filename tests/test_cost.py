@@ -5,7 +5,6 @@ import functools
 
 import numpy as np
 import pandas as pd
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -126,22 +125,26 @@ def test_a_larger_block_never_executes_fewer_macs(case):
     assert (np.diff(macs, axis=1) >= 0).all()  # aligned power-of-two blocks nest
 
 
+def sparse_latency(geo: Geometry, hw, block: float, density: float, total: int) -> float:
+    """Latency of a one-layer workload with round(density * total) active blocks of equal size."""
+    arr = lambda v: np.array(float(v)).reshape(1, 1, 1)  # noqa: E731
+    active = np.round(density * total)
+    work = sparse_work(geo, arr(block), arr(active), arr(active * geo.out_pixels.item() / total), arr(total))
+    return latency(geo, hw, work, arr(block))["latency_s"].item()
+
+
 def test_break_even_density_separates_wins_from_losses():
     rng = np.random.default_rng(0)
     wl = one_layer(rng.random((4, 96, 80)) < 0.1, [8], cin=64, cout=64, h=96, w=80)
     est = run(wl, ["cpu", "eyeriss"])
+    geo = Geometry.from_layers(wl.layers)
     for _, row in est.layers.iterrows():
         d = row["break_even_density"]
         assert 0 < d < 1
         hw = hardware.load(row["hw"])
-        geo = Geometry.from_layers(wl.layers)
         dense = latency(geo, hw, dense_work(geo))["latency_s"].item()
         total = wl.total_blocks[0, 0]
-        px = geo.out_pixels.item() / total
-        t = lambda dens: latency(geo, hw, sparse_work(geo, np.array(8.0).reshape(1, 1, 1), np.array(np.round(dens * total)).reshape(1, 1, 1),  # noqa: E731
-                                                      np.array(np.round(dens * total) * px).reshape(1, 1, 1), np.array(float(total)).reshape(1, 1, 1)),
-                                 np.array(8.0).reshape(1, 1, 1))["latency_s"].item()
-        assert t(d) >= dense and t(d - 0.005) < dense
+        assert sparse_latency(geo, hw, 8, d, total) >= dense > sparse_latency(geo, hw, 8, d - 0.005, total)
 
 
 def test_energy_table_changes_energy_not_latency():

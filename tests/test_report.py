@@ -19,7 +19,6 @@ from sparsesim.cost import estimate
 from sparsesim import hardware, workload
 from sparsesim.report import ReportOptions, build
 from sparsesim.trace import LayerInfo, TraceWriter
-from sparsesim.verdict import block_verdicts
 
 HW = ["h100", "cpu", "eyeriss", "tpu-v1"]
 

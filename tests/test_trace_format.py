@@ -55,10 +55,10 @@ def test_round_trip_gives_the_same_masks_and_tables(tmp_path_factory, case):
     assert t.complete and t.num_frames == len(masks)
     assert t.layers == layers
     read = list(t.masks())
-    assert [(m.frame, m.layer) for m in read] == [(f, l.id) for f in range(len(masks)) for l in layers]
+    assert [(m.frame, m.layer) for m in read] == [(f, layer.id) for f in range(len(masks)) for layer in layers]
     for m in read:
         np.testing.assert_array_equal(m.mask, masks[m.frame][m.layer])
-    expected = pd.DataFrame([[m.mean() for m in frame] for frame in masks], columns=[l.name for l in layers])
+    expected = pd.DataFrame([[m.mean() for m in frame] for frame in masks], columns=[layer.name for layer in layers])
     np.testing.assert_allclose(t.active.to_numpy(), expected.to_numpy())
     assert list(t.frames["psnr_db"]) == [float(i) for i in range(len(masks))]
     assert nx.utils.edges_equal(t.graph.edges, graph.edges)

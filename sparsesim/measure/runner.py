@@ -12,7 +12,7 @@ import torch
 from tqdm import tqdm
 
 from .. import trace as trace_mod
-from ..atomic import write_frame
+from ..atomic import table_path, write_frame
 from ..errors import SparsesimError
 from ..workload import block_counts
 from .kernels import (ConvShape, LayerState, block_sparse, conv_step, dense_conv, gather_step, make_state,
@@ -177,9 +177,7 @@ def run_measure(options: MeasureOptions) -> pd.DataFrame:
         torch.backends.cuda.matmul.allow_tf32 = False
     elif options.device != "cpu":
         raise SparsesimError(f"--device must be cpu or cuda, got {options.device}")
-    out = Path(options.output) if options.output else None
-    if out is not None and out.suffix not in (".parquet", ".csv"):
-        raise SparsesimError(f"-o must end in .parquet or .csv, got {out.name}")
+    out = table_path(options.output)
     todo = cases(options)
     info = device_info(options.device, options.dtype)
     rows = []

@@ -156,11 +156,8 @@ def build(options: ReportOptions) -> Report:
 def _validation(options: ReportOptions):
     if not options.measurements:
         return None
-    from ..validate import load_measurements, validate
-    if not options.measured_hw:
-        raise SparsesimError("--measurements needs --measured-hw: the hardware they were taken on")
-    table = pd.concat([load_measurements(p) for p in options.measurements], ignore_index=True)
-    return validate(table, hardware.load(options.measured_hw))
+    from ..validate import load_all, validate
+    return validate(load_all(list(options.measurements), options.measured_hw), hardware.load(options.measured_hw))
 
 
 def _measured_section(validation, hw: str | None) -> str:
