@@ -37,10 +37,16 @@ class MemoryLevel:
 @dataclass(frozen=True)
 class Tiling:
     dataflow: str
-    tile_m: int                # 0 = unbounded
-    tile_n: int
-    reuse_m: int               # 0 = unbounded
-    reuse_n: int
+    tile_m: int                # output pixels per buffer-resident tile; 0 = all (weights read once)
+    tile_n: int                # output channels per buffer-resident tile (inputs re-read per N tile)
+    reuse_m: int               # inner reuse of a weight across pixels; 0 = unbounded
+    reuse_n: int               # inner reuse of an input across output channels
+    tile_k: int = 0            # reduction length per pass below the buffer (partial sums spill per pass);
+                               # 0 = the whole reduction, or the array rows for weight-stationary arrays
+    bypass: tuple[tuple[str, tuple[str, ...]], ...] = ()   # (level kind, data types that skip it)
+
+    def bypasses(self, kind: str, data_type: str) -> bool:
+        return any(k == kind and data_type in types for k, types in self.bypass)
 
 
 @dataclass(frozen=True)
@@ -48,7 +54,16 @@ class EnergyTable:
     name: str
     description: str
     mac_pj: dict[str, float]
-    access_pj_per_bit: dict[str, float]
+    access_pj_per_bit: dict[str, float | dict[str, float]]   # kind -> pJ/bit, or data type -> pJ/bit
+
+    def per_bit(self, kind: str, data_type: str) -> float:
+        """Energy per bit of an access at a memory kind, for one data type where the table splits them."""
+        value = self.access_pj_per_bit[kind]
+        return value.get(data_type, sum(value.values()) / len(value)) if isinstance(value, dict) else value
+
+    def mean_per_bit(self, kind: str) -> float:
+        value = self.access_pj_per_bit[kind]
+        return sum(value.values()) / len(value) if isinstance(value, dict) else value
 
     def mac(self, dtype: str) -> float:
         if dtype not in self.mac_pj:
@@ -153,8 +168,35 @@ def _level(path: Path, data: Any, index: int, units: int) -> MemoryLevel:
                        shared=not per_unit)
 
 
+def _tiling(r: "_Reader") -> Tiling:
+    t = r.sub("tiling")
+    bypass = t.sub("bypass", {})
+    pairs = []
+    for kind, types in bypass.data.items():
+        if kind not in LEVEL_KINDS or not isinstance(types, list) or not set(types) <= {"weights", "inputs", "outputs"}:
+            t.fail(f"bypass.{kind}", "a level kind mapped to a list of weights/inputs/outputs", types)
+        pairs.append((kind, tuple(types)))
+    return Tiling(dataflow=t.choice("dataflow", DATAFLOWS), tile_m=t.get("tile_m", int),
+                  tile_n=t.get("tile_n", int, positive=True), reuse_m=t.get("reuse_m", int),
+                  reuse_n=t.get("reuse_n", int, positive=True), tile_k=t.get("tile_k", int, 0), bypass=tuple(pairs))
+
+
+_IMPORTED_TABLES: dict[str, EnergyTable] = {}  # energy tables that came with an imported hardware
+
+
+def _parse_timeloop(path: Path, r: "_Reader") -> Hardware:
+    from .timeloop.arch import import_timeloop
+    r.sub("timeloop")
+    hw, table = import_timeloop(path, r.data, _tiling(r), r.get("clock_ghz", float, positive=True) * 1e9,
+                                r.get("dram_bandwidth_gbps", float, positive=True) * 1e9)
+    _IMPORTED_TABLES[table.name] = table
+    return hw
+
+
 def parse_hardware(path: Path) -> Hardware:
     r = _Reader(path, _parse(path))
+    if "timeloop" in r.data:
+        return _parse_timeloop(path, r)
     kind = r.choice("kind", KINDS)
     dtype = r.choice("dtype", tuple(DTYPE_BITS))
     units = r.get("units", int, positive=True)
@@ -167,10 +209,7 @@ def parse_hardware(path: Path) -> Hardware:
     levels = [_level(path, item, i, units) for i, item in enumerate(memory)]
     if levels[0].kind != "dram":
         r.fail("memory[0].kind", "dram (the outermost level comes first)", levels[0].kind)
-    t = r.sub("tiling")
-    tiling = Tiling(dataflow=t.choice("dataflow", DATAFLOWS), tile_m=t.get("tile_m", int),
-                    tile_n=t.get("tile_n", int, positive=True), reuse_m=t.get("reuse_m", int),
-                    reuse_n=t.get("reuse_n", int, positive=True))
+    tiling = _tiling(r)
     extra: dict[str, Any] = {}
     if kind == "gpu":
         g = r.sub("gpu")
@@ -221,6 +260,8 @@ def load(name: str) -> Hardware:
 
 
 def energy_table(name: str) -> EnergyTable:
+    if name in _IMPORTED_TABLES:
+        return _IMPORTED_TABLES[name]
     return parse_energy_table(_resolve(name, models_dir() / "energy", "energy table"))
 
 

@@ -92,7 +92,7 @@ def hardware_show(name: str) -> None:
         tab = hardware.energy_table(name)
         mac = tab.mac(hw.dtype)
         energy.add_row(name + (" (default)" if name == hw.energy_table else ""), f"{mac:.3g}",
-                       *(f"{tab.access_pj_per_bit[k] * bits:.3g} ({tab.access_pj_per_bit[k] * bits / mac:.2g}x)"
+                       *(f"{tab.mean_per_bit(k) * bits:.3g} ({tab.mean_per_bit(k) * bits / mac:.2g}x)"
                          for k in hardware.LEVEL_KINDS))
     console.print(energy)
 

@@ -27,7 +27,10 @@ from ..hardware import LEVEL_KINDS, EnergyTable, Hardware
 from .geometry import Geometry
 
 DATA_TYPES = ("weights", "inputs", "outputs", "state", "gather")
-RF_PER_MAC = {"implicit-gemm": 3, "weight-stationary": 1, "row-stationary": 3}
+# Register-file accesses per MAC and data type: operands read, partial sums read and updated.
+RF_PER_MAC = {"implicit-gemm": {"weights": 1, "inputs": 1, "outputs": 1},
+              "weight-stationary": {"weights": 1},
+              "row-stationary": {"weights": 1, "inputs": 1, "outputs": 2}}
 INDEX_BYTES = 4
 
 
@@ -108,13 +111,12 @@ def inner_accesses(geo: Geometry, hw: Hardware, w: Work) -> dict[str, dict[str, 
     """Operand accesses at the on-chip levels (buffer reads, interconnect hops, register file), by type."""
     t, macs = hw.tiling, w.macs
     zero = np.zeros_like(macs)
-    psum_folds = _ceil(geo.gemm_k, hw.rows) if t.dataflow == "weight-stationary" else 1.0
+    k_pass = t.tile_k or (hw.rows if t.dataflow == "weight-stationary" else 0)
+    psum_folds = _ceil(geo.gemm_k, k_pass) if k_pass else 1.0
     buffer = {"inputs": macs / t.reuse_n,
               "weights": macs / t.reuse_m if t.reuse_m else geo.weight_elems * (w.blocks > 0),
               "outputs": w.pixels * geo.cout * (2 * psum_folds - 1)}   # partial sums spill per K fold
-    rf_total = RF_PER_MAC[t.dataflow] * macs
-    rf = ({"weights": rf_total} if t.dataflow == "weight-stationary" else
-          {"weights": rf_total / 3, "inputs": rf_total / 3, "outputs": rf_total / 3})
+    rf = {dtype: per_mac * macs for dtype, per_mac in RF_PER_MAC[t.dataflow].items()}
     noc = {"inputs": macs, "outputs": macs} if hw.kind in ("systolic", "spatial") else {}
     return {kind: {k: d.get(k, zero) for k in DATA_TYPES} for kind, d in
             (("buffer", buffer), ("noc", noc), ("rf", rf))}
@@ -130,13 +132,14 @@ def energy(geo: Geometry, hw: Hardware, table: EnergyTable, w: Work) -> dict[str
     backing = backing_level(geo, hw, w)
     kinds = [lv.kind for lv in hw.levels]
     bits = 8 * hw.word_bytes
-    per_bit = table.access_pj_per_bit
     zero = np.zeros_like(w.macs)
     out = {f"e_{k}": zero.copy() for k in LEVEL_KINDS}
     out.update({f"e_type_{k}": zero.copy() for k in (*DATA_TYPES, "metadata")})
 
     def charge(level: int, dtype: str, elems_bits: np.ndarray, where: np.ndarray | bool = True) -> None:
-        pj = np.where(where, elems_bits * per_bit[kinds[level]], 0.0)
+        if hw.tiling.bypasses(kinds[level], dtype):
+            return  # the stated mapping sends this data type past the level
+        pj = np.where(where, elems_bits * table.per_bit(kinds[level], dtype), 0.0)
         out[f"e_{kinds[level]}"] += pj
         out[f"e_type_{dtype}"] += pj
 
