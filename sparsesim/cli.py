@@ -123,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--channel-group", type=int, metavar="G",
                    help="work unit of B x B pixels x G output channels: the GEMM's N tile becomes G "
                    "(default: each hardware's own tile)")
+    e.add_argument("--engine", default="sparsesim", help="sparsesim, or timeloop (runs timeloop-mapper where "
+                   "installed on the exported layers and reports it beside sparsesim's estimate)")
     e.add_argument("-o", "--output", metavar="FILE",
                    help="write the rows (layer x frame x hw x block) to FILE (.parquet or .csv), and the "
                    "per-layer and per-hardware tables beside it as FILE.layers.* and FILE.summary.*")
@@ -179,6 +181,21 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("-o", "--output", metavar="DIR", help="write validation.csv, break_even.csv, metrics.json, scatter.html")
     v.set_defaults(func=_validate)
 
+    x = sub.add_parser("export", help="write a trace's layers in other tools' formats")
+    xsub = x.add_subparsers(dest="format", required=True, parser_class=_Parser)
+    xt = xsub.add_parser("timeloop", formatter_class=_Help,
+                         help="Timeloop/Sparseloop problem, architecture and sparse_optimizations files",
+                         description="Per Conv2d layer, a Timeloop v0.3 problem file (and the v0.4 form timeloopfe "
+                         "reads) whose densities are the trace's measured block-sparse densities, plus the "
+                         "hardware's architecture and a Sparseloop sparse_optimizations file.")
+    xt.add_argument("trace", help="trace directory written by `sparsesim trace`")
+    xt.add_argument("--hw", required=True, help="hardware name (e.g. eyeriss-timeloop) or YAML path")
+    xt.add_argument("--block", type=int, default=8, help="block size B whose densities are exported")
+    xt.add_argument("--layers", help="comma-separated layer names (default: every Conv2d layer)")
+    xt.add_argument("--frames", type=int, metavar="N", help="only the first N frames (default: all)")
+    xt.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+    xt.set_defaults(func=_export_timeloop)
+
     i = sub.add_parser("info", help="summarise a trace")
     i.add_argument("trace", help="trace directory")
     i.set_defaults(func=_info)
@@ -233,7 +250,12 @@ def _hw_show(args: argparse.Namespace) -> int:
 def _estimate(args: argparse.Namespace) -> int:
     from .estimating import run_estimate
     from .summary import estimate_summary
+    if args.engine not in ("sparsesim", "timeloop"):
+        raise SparsesimError(f"--engine must be sparsesim or timeloop, got {args.engine}")
     result = run_estimate(_estimate_options(args, output=args.output, channel_group=args.channel_group))
+    if args.engine == "timeloop":
+        from .timeloop.compare import compare_with_timeloop
+        compare_with_timeloop(result, args.output)
     estimate_summary(result)
     return 0
 
@@ -311,6 +333,19 @@ def _validate(args: argparse.Namespace) -> int:
     if args.output:
         for path in write_validation(result, Path(args.output)):
             print(f"wrote {path}")
+    return 0
+
+
+def _export_timeloop(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import hardware, trace, workload
+    from .timeloop.export import export
+    if args.block < 1:
+        raise SparsesimError(f"--block must be >= 1, got {args.block}")
+    wl = workload.from_trace(trace.open(args.trace), [args.block], _frames(args))
+    files = export(wl, hardware.load(args.hw), args.block, Path(args.output), _names(args.layers) or None)
+    print(f"{len(files)} Timeloop files written to {args.output}")
     return 0
 
 

@@ -78,3 +78,72 @@ def test_dense_vgg02_layer5_agrees_with_timeloop():
     assert cycles == pytest.approx(reference.cycles, rel=0.05)
     assert pj["energy_pj"].item() == pytest.approx(reference.energy_pj, rel=0.15)
     assert pj["e_mac"].item() == pytest.approx(reference.level("mac").energy_pj, rel=1e-6)
+
+
+@pytest.fixture(scope="module")
+def rife_trace():
+    return Path(__file__).resolve().parents[1] / "traces" / "carphone_pristine-rife-input-norm-e0.01"
+
+
+@pytest.mark.parametrize("hw", ["eyeriss-timeloop", "eyeriss", "tpu-v1"])
+def test_export_round_trips_with_the_measured_densities(tmp_path, rife_trace, hw, capsys):
+    import yaml
+
+    from sparsesim import trace, workload
+    from sparsesim.cli import main
+    from sparsesim.timeloop.arch import components
+    from sparsesim.timeloop.export import densities, read_problem
+    assert main(["export", "timeloop", str(rife_trace), "--hw", hw, "--block", "8", "--frames", "20",
+                 "--layers", "block3.convblock.0.0,block0.conv0.0.0,block3.lastconv", "-o", str(tmp_path)]) == 0
+    wl = workload.from_trace(trace.open(rife_trace), [8], 20)
+    index = {name: i for i, name in enumerate(wl.layers["name"])}
+    for name in ("block3.convblock.0.0", "block0.conv0.0.0"):
+        layer = wl.layers.iloc[index[name]]
+        for suffix in ("problem.yaml", "problem.v0.4.yaml"):
+            instance, dens = read_problem(tmp_path / f"{name}.{suffix}")
+            assert (instance["C"], instance["M"], instance["P"], instance["Q"]) == \
+                (layer.in_channels, layer.out_channels, layer.out_w, layer.out_h)
+            expected = densities(wl, index[name], 0)
+            assert dens["Outputs"] == pytest.approx(expected["Outputs"].mean, abs=1e-6)
+            active = wl.active_pixels[index[name], :, 0] / (layer.out_h * layer.out_w)
+            assert dens["Outputs"] == pytest.approx(active.mean(), abs=1e-6)   # the trace's own density
+    assert not (tmp_path / "block3.lastconv.problem.yaml").exists()           # transposed: not exported
+    v03 = yaml.safe_load((tmp_path / "block3.convblock.0.0.problem.yaml").read_text())["problem"]
+    assert v03["shape"]["dimensions"] == ["C", "M", "R", "S", "N", "P", "Q"]
+    assert {d["name"] for d in v03["shape"]["data-spaces"]} == {"Weights", "Inputs", "Outputs"}
+    assert "per-frame spread" in (tmp_path / "block3.convblock.0.0.problem.yaml").read_text().splitlines()[0]
+    sparse = yaml.safe_load((tmp_path / "sparse_optimizations.yaml").read_text())
+    assert sparse["sparse_optimizations"]["targets"][0]["action-optimization"][0]["type"] == "skipping"
+    comps = components(tmp_path / "architecture.yaml")                         # our own reader takes it back
+    macs = [c for c in comps if "mac" in c.cls]
+    from sparsesim import hardware
+    assert macs and macs[0].instances == hardware.load(hw).units
+
+
+def test_engine_timeloop_says_how_to_install(tmp_path, rife_trace, capsys, monkeypatch):
+    from sparsesim.cli import main
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert main(["estimate", str(rife_trace), "--hw", "eyeriss-timeloop", "--block", "8", "--frames", "3",
+                 "--engine", "timeloop"]) == 2
+    err = capsys.readouterr().err
+    assert "Timeloop is not installed" in err and len(err.strip().splitlines()) == 1
+
+
+def test_engine_timeloop_runs_the_mapper_and_reports_beside(tmp_path, rife_trace, capsys, monkeypatch):
+    """A stand-in timeloop-mapper on PATH (it writes the reference stats): sparsesim runs it per layer
+    with the exported files and reads its result."""
+    import os
+    import pandas as pd
+    from sparsesim.cli import main
+    fake = tmp_path / "bin" / "timeloop-mapper"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\nfor f in \"$@\"; do test -f \"$f\" || exit 3; done\n"
+                    f"cp {DENSE / 'ref-output' / 'timeloop-mapper.stats.txt'} timeloop-mapper.stats.txt\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    out = tmp_path / "est.parquet"
+    assert main(["estimate", str(rife_trace), "--hw", "eyeriss-timeloop", "--block", "8", "--frames", "3",
+                 "--engine", "timeloop", "-o", str(out)]) == 0
+    table = pd.read_parquet(tmp_path / "est.timeloop.parquet")
+    assert (table["timeloop_cycles"] == 5_505_024).all() and len(table) == 40  # RIFE's Conv2d layers
+    assert (table["sparsesim_cycles"] > 0).all()
