@@ -70,12 +70,19 @@ def _threshold(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .gates import GATE_KINDS
-    from .models import names
-    parser = _Parser(prog="sparsesim", description="Hardware-aware analysis of dynamic spatial sparsity in video networks.")
+    parser = _Parser(prog="sparsesim",
+                     description="Hardware-aware analysis of dynamic spatial sparsity in video networks.")
     parser.add_argument("--version", action="version", version=f"sparsesim {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for add in (_trace_parser, _hw_parser, _estimate_parser, _blocks_parser, _report_parser, _measure_parser,
+                _validate_parser, _export_parser, _info_parser):
+        add(sub)
+    return parser
 
+
+def _trace_parser(sub) -> None:
+    from .gates import GATE_KINDS
+    from .models import names
     t = sub.add_parser("trace", help="run a gated model over a video and record its masks",
                        formatter_class=_Help,
                        description="Decode VIDEO, run a real trained model with Skip-Convolution gates on "
@@ -106,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_trace)
 
+
+def _hw_parser(sub) -> None:
     h = sub.add_parser("hw", help="list or show the hardware descriptions in accel_models/")
     hsub = h.add_subparsers(dest="hw_command", required=True, parser_class=_Parser)
     hsub.add_parser("list", help="one line per hardware").set_defaults(func=_hw_list)
@@ -113,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("name", help="hardware name (accel_models/<name>.yaml) or a YAML path")
     show.set_defaults(func=_hw_show)
 
+
+def _estimate_parser(sub) -> None:
     e = sub.add_parser("estimate", formatter_class=_Help,
                        help="analytical energy, latency and memory of block-sparse skipping",
                        description="Turn a trace plus block sizes into energy (by memory level and data type), "
@@ -130,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "per-layer and per-hardware tables beside it as FILE.layers.* and FILE.summary.*")
     e.set_defaults(func=_estimate)
 
+
+def _blocks_parser(sub) -> None:
     b = sub.add_parser("blocks", formatter_class=_Help,
                        help="the block-size verdict per layer and hardware, for kernel authors",
                        description="Per layer and for the whole model, on each hardware: the block size that "
@@ -141,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("-o", "--output", metavar="FILE", help="also write the verdicts to FILE (.csv or .parquet)")
     b.set_defaults(func=_blocks)
 
+
+def _report_parser(sub) -> None:
     r = sub.add_parser("report", formatter_class=_Help, help="hardware comparison report (HTML, markdown, CSV)",
                        description="Estimate one or more traces on the given hardware and write a self-contained "
                        "HTML page with altair charts (opens from disk, no internet), summary.md and the tables "
@@ -153,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", required=True, metavar="DIR", help="report directory, e.g. reports/NAME/")
     r.set_defaults(func=_report)
 
+
+def _measure_parser(sub) -> None:
     m = sub.add_parser("measure", formatter_class=_Help, help="time dense vs block-sparse conv kernels",
                        description="Time the dense conv and the block-sparse gather -> conv -> scatter kernels "
                        "(each step on its own) per layer shape x block x density, after checking the sparse "
@@ -171,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("-o", "--output", required=True, metavar="FILE", help="e.g. traces/measurements/cpu.parquet")
     m.set_defaults(func=_measure)
 
+
+def _validate_parser(sub) -> None:
     v = sub.add_parser("validate", formatter_class=_Help, help="the cost model's predictions beside measured times")
     v.add_argument("measurements", nargs="+", help="tables written by `sparsesim measure` (concatenated)")
     v.add_argument("--hw", required=True, help="the hardware the measurements were taken on (e.g. cpu)")
@@ -181,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("-o", "--output", metavar="DIR", help="write validation.csv, break_even.csv, metrics.json, scatter.html")
     v.set_defaults(func=_validate)
 
+
+def _export_parser(sub) -> None:
     x = sub.add_parser("export", help="write a trace's layers in other tools' formats")
     xsub = x.add_subparsers(dest="format", required=True, parser_class=_Parser)
     xt = xsub.add_parser("timeloop", formatter_class=_Help,
@@ -196,11 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
     xt.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
     xt.set_defaults(func=_export_timeloop)
 
+
+def _info_parser(sub) -> None:
     i = sub.add_parser("info", help="summarise a trace")
     i.add_argument("trace", help="trace directory")
     i.set_defaults(func=_info)
-    return parser
-
 
 def _trace(args: argparse.Namespace) -> int:
     import torch
