@@ -93,6 +93,7 @@ class Hardware:
     rows: int = 0                     # arrays
     cols: int = 0
     gather_bandwidth: float = 0.0     # bytes/s of the gather/scatter kernels' indexed accesses (0: as streaming)
+    rf_read_words: tuple[tuple[str, float], ...] = ()  # per PE and data type, words/cycle (imported arrays)
 
     @property
     def word_bytes(self) -> int:

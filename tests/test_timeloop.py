@@ -112,6 +112,8 @@ def test_export_round_trips_with_the_measured_densities(tmp_path, rife_trace, hw
     assert v03["shape"]["dimensions"] == ["C", "M", "R", "S", "N", "P", "Q"]
     assert {d["name"] for d in v03["shape"]["data-spaces"]} == {"Weights", "Inputs", "Outputs"}
     assert "per-frame spread" in (tmp_path / "block3.convblock.0.0.problem.yaml").read_text().splitlines()[0]
+    layer_opt = (tmp_path / "block3.convblock.0.0.sparse_optimizations.yaml").read_text()
+    assert "Outputs fixed-structured" in layer_opt and "per-frame spread" in layer_opt
     sparse = yaml.safe_load((tmp_path / "sparse_optimizations.yaml").read_text())
     assert sparse["sparse_optimizations"]["targets"][0]["action-optimization"][0]["type"] == "skipping"
     comps = components(tmp_path / "architecture.yaml")                         # our own reader takes it back
@@ -147,3 +149,30 @@ def test_engine_timeloop_runs_the_mapper_and_reports_beside(tmp_path, rife_trace
     table = pd.read_parquet(tmp_path / "est.timeloop.parquet")
     assert (table["timeloop_cycles"] == 5_505_024).all() and len(table) == 40  # RIFE's Conv2d layers
     assert (table["sparsesim_cycles"] > 0).all()
+
+
+def alexnet_layer3_batch4() -> "pd.DataFrame":
+    """AlexNet layer 3 (C=256, M=384, 3x3, 13x13) with N=4: the four images stacked along the height,
+    so that weights are shared across the batch as in Timeloop's loop nest."""
+    import pandas as pd
+    return pd.DataFrame([dict(id=0, name="alexnet_layer3", op="conv2d", in_channels=256, out_channels=384, kernel_h=3,
+                              kernel_w=3, stride_h=1, stride_w=1, padding_h=1, padding_w=1, dilation_h=1, dilation_w=1,
+                              groups=1, in_h=4 * 13, in_w=13, out_h=4 * 13, out_w=13,
+                              dense_macs=4 * 13 * 13 * 384 * 256 * 9, weight_bytes=(384 * 256 * 9 + 384) * 2)])
+
+
+def test_sparseloop_gating_example_agrees():
+    from sparsesim import hardware
+    from sparsesim.cost.elementwise import DataSpaceSparsity, elementwise_costs
+    from sparsesim.cost.geometry import Geometry
+    reference = parse_stats(GATING / "ref-output" / "timeloop-model.stats.txt")
+    hw = hardware.load("eyeriss-sparseloop")
+    table = hardware.energy_table(hw.energy_table)
+    geo = Geometry.from_layers(alexnet_layer3_batch4())
+    gated = elementwise_costs(geo, hw, table, DataSpaceSparsity(inputs=0.275, weights=0.346133, outputs=0.303))
+    assert gated["macs_actual"].item() == pytest.approx(reference.actual_computes, rel=1e-3)
+    assert gated["cycles"].item() == pytest.approx(reference.cycles, rel=0.10)
+    assert gated["energy_pj"].item() == pytest.approx(reference.energy_pj, rel=0.20)
+    dense = elementwise_costs(geo, hw, table, DataSpaceSparsity())
+    assert dense["cycles"].item() == pytest.approx(3_833_856, rel=0.05)            # README: dense, same mapping
+    assert dense["energy_pj"].item() == pytest.approx(5.71 * 598_081_536, rel=0.15)

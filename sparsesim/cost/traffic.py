@@ -122,8 +122,12 @@ def inner_accesses(geo: Geometry, hw: Hardware, w: Work) -> dict[str, dict[str, 
             (("buffer", buffer), ("noc", noc), ("rf", rf))}
 
 
-def energy(geo: Geometry, hw: Hardware, table: EnergyTable, w: Work) -> dict[str, np.ndarray]:
+def energy(geo: Geometry, hw: Hardware, table: EnergyTable, w: Work,
+           scales: dict[tuple[str, str], float] | None = None) -> dict[str, np.ndarray]:
     """Energy in pJ by level kind (e_<kind>), by data type (e_type_<type>) and for MACs (e_mac).
+
+    `scales` multiplies the accesses of (level kind, data type) pairs, and ("mac", "compute") the MACs:
+    element-wise sparsity (sparsesim.cost.elementwise) gates or compresses some of them.
 
     Backing-level traffic is charged at the backing level; a buffer inside it is charged again for the
     fills and drains, plus its operand reads; the interconnect and register file for their operands.
@@ -139,7 +143,8 @@ def energy(geo: Geometry, hw: Hardware, table: EnergyTable, w: Work) -> dict[str
     def charge(level: int, dtype: str, elems_bits: np.ndarray, where: np.ndarray | bool = True) -> None:
         if hw.tiling.bypasses(kinds[level], dtype):
             return  # the stated mapping sends this data type past the level
-        pj = np.where(where, elems_bits * table.per_bit(kinds[level], dtype), 0.0)
+        scale = (scales or {}).get((kinds[level], dtype), 1.0)
+        pj = np.where(where, scale * elems_bits * table.per_bit(kinds[level], dtype), 0.0)
         out[f"e_{kinds[level]}"] += pj
         out[f"e_type_{dtype}"] += pj
 
@@ -155,7 +160,7 @@ def energy(geo: Geometry, hw: Hardware, table: EnergyTable, w: Work) -> dict[str
         if kind in inner:
             for dtype, elems in inner[kind].items():
                 charge(i, dtype, elems * bits)
-    out["e_mac"] = w.macs * table.mac(hw.dtype)
+    out["e_mac"] = w.macs * table.mac(hw.dtype) * (scales or {}).get(("mac", "compute"), 1.0)
     out["energy_pj"] = out["e_mac"] + sum(out[f"e_{k}"] for k in LEVEL_KINDS)
     return out
 

@@ -6,8 +6,9 @@ level with one instance is the global `buffer`; one instance per MAC is the PEs'
 one energy per data type, told apart by the component's name); anything in between (array-edge
 buffers such as `DummyBuffer[0..13]`) is the array network (`noc`). Instances come from `name[0..N]`
 ranges, multiplied down the tree; `meshX` gives the array's columns. An access of a `block-size`
-word vector costs the ERT's most expensive read or write (Accelergy's random access), shared by its
-words.
+word vector costs the ERT's random-access energy (the maximum over its arguments), shared by its
+words: the read energy for register files (operand reads dominate their accesses), the mean of read
+and write elsewhere (buffers and DRAM see both).
 """
 from __future__ import annotations
 
@@ -111,7 +112,7 @@ def import_timeloop(path: Path, data: dict, tiling: Tiling, clock_hz: float, dra
     mac = macs[0]
     bits = int(_attr(mac.attributes, "datawidth", "word-bits", "word_bits", default=16))
     dtype = {8: "int8", 16: "int16", 32: "fp32"}.get(bits, "int16")
-    levels, per_bit, rf_bits = [], {}, {}
+    levels, per_bit, rf_bits, rf_words = [], {}, {}, {}
     for c in comps:
         if c is mac or "mac" in c.cls.lower():
             continue
@@ -124,10 +125,12 @@ def import_timeloop(path: Path, data: dict, tiling: Tiling, clock_hz: float, dra
         words_per_cycle = float(read_bw) if read_bw is not None else width / word
         bandwidth = dram_bandwidth if kind == "dram" else words_per_cycle * word / 8 * clock_hz * c.instances
         action = energies.get(c.name, {})
-        pj_bit = max((action.get(a, 0.0) for a in ("read", "write")), default=0.0) / (block * word)
+        read, write = action.get("read", 0.0), action.get("write", action.get("read", 0.0))
+        pj_bit = (read if kind == "rf" else (read + write) / 2) / (block * word)
         size = depth * width / 8 * c.instances
         if kind == "rf":
             rf_bits[_space(c.name) or "inputs"] = pj_bit
+            rf_words[_space(c.name) or "inputs"] = words_per_cycle
             rf = next((i for i, lv in enumerate(levels) if lv.kind == "rf"), None)
             if rf is not None:  # the PE's register files are one level with one energy per data type
                 levels[rf] = replace(levels[rf], size_bytes=levels[rf].size_bytes + size,
@@ -154,5 +157,5 @@ def import_timeloop(path: Path, data: dict, tiling: Tiling, clock_hz: float, dra
                   clock_hz=clock_hz, dtype=dtype, units=mac.instances,
                   peak_flops={dtype: 2.0 * mac.instances * clock_hz}, levels=tuple(levels), tiling=tiling,
                   energy_table=table.name, energy_tables=tuple(data.get("energy_tables", [])), path=str(path),
-                  rows=mac.instances // mac.mesh_x, cols=mac.mesh_x)
+                  rows=mac.instances // mac.mesh_x, cols=mac.mesh_x, rf_read_words=tuple(sorted(rf_words.items())))
     return hw, table

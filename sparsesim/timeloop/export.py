@@ -153,6 +153,12 @@ def export(wl: BlockWorkload, hw: Hardware, block: int, out: Path, layers: Seque
             path = out / f"{layer.name}.{suffix}"
             _dump(path, make(layer, dens), header)
             written.append(path)
+        # Sparseloop reads the densities from the problem's instance; this per-layer copy of the
+        # optimizations states them beside the skipping they drive.
+        path = out / f"{layer.name}.sparse_optimizations.yaml"
+        stated = ", ".join(f"{k} fixed-structured {d.mean:.6f}" for k, d in dens.items())
+        _dump(path, sparse_optimizations(hw), f"{header}\n# densities (as in {layer.name}.problem.yaml): {stated}")
+        written.append(path)
     if not any(p.name.endswith(".problem.yaml") for p in written):
         raise SparsesimError("no Conv2d layer to export (transposed convs are not exported)")
     return written

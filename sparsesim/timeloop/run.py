@@ -33,8 +33,9 @@ def run_layer(mapper: str, export_dir: Path, problem: Path, timeout_s: int = 360
     work = export_dir / "timeloop-runs" / problem.name.removesuffix(".problem.yaml")
     work.mkdir(parents=True, exist_ok=True)
     (work / "mapper.yaml").write_text(yaml.safe_dump(MAPPER_CONFIG))
+    layer_opt = problem.with_name(problem.name.replace(".problem.yaml", ".sparse_optimizations.yaml"))
     inputs = [export_dir / "architecture.yaml", *sorted((export_dir / "components").glob("*.yaml")), problem,
-              work / "mapper.yaml", export_dir / "sparse_optimizations.yaml"]
+              work / "mapper.yaml", layer_opt if layer_opt.exists() else export_dir / "sparse_optimizations.yaml"]
     result = subprocess.run([mapper, *map(str, inputs)], cwd=work, capture_output=True, text=True, timeout=timeout_s)
     stats = work / "timeloop-mapper.stats.txt"
     if result.returncode != 0 or not stats.exists():
