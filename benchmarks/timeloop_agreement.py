@@ -1,7 +1,7 @@
 """sparsesim's analytical model beside Timeloop's reference outputs on the public exercise fixtures:
 dense VGG02 layer 5 on the Eyeriss-like array, and the Sparseloop gating example (AlexNet layer 3).
 
-Usage: python benchmarks/timeloop_agreement.py [--reference ../shared/timeloop-reference]
+Usage: python benchmarks/timeloop_agreement.py [--reference tests/data/timeloop-reference]
 """
 from __future__ import annotations
 
@@ -41,14 +41,15 @@ def compare(name: str, hw_name: str, layers: pd.DataFrame, stats: Path, sparsity
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reference", default=str(Path(__file__).resolve().parents[2] / "shared" / "timeloop-reference"))
+    parser.add_argument("--reference", default=str(Path(__file__).resolve().parents[1] / "tests" / "data" / "timeloop-reference"),
+                        help="folder with the two reference stats files (copies of ../shared/timeloop-reference)")
     args = parser.parse_args()
     ref = Path(args.reference)
     table = pd.concat([
         compare("VGG02 layer 5, dense", "eyeriss-timeloop", vgg02_layer5(),
-                ref / "eyeriss-vgg02-layer5-dense" / "ref-output" / "timeloop-mapper.stats.txt", DataSpaceSparsity()),
+                ref / "vgg02-layer5-dense.stats.txt", DataSpaceSparsity()),
         compare("AlexNet layer 3, gating", "eyeriss-sparseloop", alexnet_layer3_batch4(),
-                ref / "eyeriss-alexnet-layer3-gating" / "ref-output" / "timeloop-model.stats.txt",
+                ref / "alexnet-layer3-gating.stats.txt",
                 DataSpaceSparsity(inputs=0.275, weights=0.346133, outputs=0.303)),
     ])
     print(table.to_string(index=False, float_format=lambda v: f"{v:,.1f}"))

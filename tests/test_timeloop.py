@@ -1,4 +1,4 @@
-"""Timeloop interop against the public exercise fixtures in ../shared/timeloop-reference."""
+"""Timeloop interop against the public exercise fixtures (copied into tests/data/timeloop-reference)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,13 +8,13 @@ import pytest
 from sparsesim.errors import SparsesimError
 from sparsesim.timeloop import parse_stats
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "timeloop-reference"
-DENSE = REFERENCE / "eyeriss-vgg02-layer5-dense"
-GATING = REFERENCE / "eyeriss-alexnet-layer3-gating"
+REFERENCE = Path(__file__).resolve().parent / "data" / "timeloop-reference"  # copies of the shared fixtures
+DENSE_STATS = REFERENCE / "vgg02-layer5-dense.stats.txt"
+GATING_STATS = REFERENCE / "alexnet-layer3-gating.stats.txt"
 
 
 def test_dense_stats_parse_to_the_readme_figures():
-    s = parse_stats(DENSE / "ref-output" / "timeloop-mapper.stats.txt")
+    s = parse_stats(DENSE_STATS)
     assert s.cycles == 5_505_024 and s.utilization == 1.0
     assert s.algorithmic_computes == s.actual_computes == 924_844_032
     assert s.energy_pj / s.algorithmic_computes == pytest.approx(5.82, abs=0.01)  # "about 5.8 pJ per MAC"
@@ -27,7 +27,7 @@ def test_dense_stats_parse_to_the_readme_figures():
 
 
 def test_gating_stats_parse_to_the_readme_figures():
-    s = parse_stats(GATING / "ref-output" / "timeloop-model.stats.txt")
+    s = parse_stats(GATING_STATS)
     assert s.cycles == 1_916_929 and s.utilization == 0.51
     assert s.algorithmic_computes == 598_081_536 and s.actual_computes == 164_472_423
     assert s.energy_pj / s.algorithmic_computes == pytest.approx(3.36, abs=0.01)
@@ -70,7 +70,7 @@ def test_dense_vgg02_layer5_agrees_with_timeloop():
     from sparsesim.cost.geometry import Geometry
     from sparsesim.cost.latency import latency
     from sparsesim.cost.traffic import dense_work, energy
-    reference = parse_stats(DENSE / "ref-output" / "timeloop-mapper.stats.txt")
+    reference = parse_stats(DENSE_STATS)
     hw = hardware.load("eyeriss-timeloop")
     geo = Geometry.from_layers(vgg02_layer5())
     cycles = latency(geo, hw, dense_work(geo))["latency_s"].item() * hw.clock_hz
@@ -140,7 +140,7 @@ def test_engine_timeloop_runs_the_mapper_and_reports_beside(tmp_path, rife_trace
     fake = tmp_path / "bin" / "timeloop-mapper"
     fake.parent.mkdir()
     fake.write_text("#!/bin/sh\nfor f in \"$@\"; do test -f \"$f\" || exit 3; done\n"
-                    f"cp {DENSE / 'ref-output' / 'timeloop-mapper.stats.txt'} timeloop-mapper.stats.txt\n")
+                    f"cp {DENSE_STATS} timeloop-mapper.stats.txt\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
     out = tmp_path / "est.parquet"
@@ -165,7 +165,7 @@ def test_sparseloop_gating_example_agrees():
     from sparsesim import hardware
     from sparsesim.cost.elementwise import DataSpaceSparsity, elementwise_costs
     from sparsesim.cost.geometry import Geometry
-    reference = parse_stats(GATING / "ref-output" / "timeloop-model.stats.txt")
+    reference = parse_stats(GATING_STATS)
     hw = hardware.load("eyeriss-sparseloop")
     table = hardware.energy_table(hw.energy_table)
     geo = Geometry.from_layers(alexnet_layer3_batch4())
