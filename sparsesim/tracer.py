@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as dt
 import math
 import platform
 import signal
 import threading
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -22,7 +23,7 @@ from . import __version__, models, video
 from .errors import SparsesimError, TraceError
 from .gates import GateConfig
 from .skipconv import GatedModel, psnr, record_dataflow
-from .trace import TraceWriter, existing_identity
+from .trace import TraceWriter, existing_identity, read_meta
 
 AUTO_QUALITY_FRAMES = 300  # videos up to this many steps get a dense quality check on every frame
 
@@ -41,6 +42,8 @@ class TraceOptions:
     device: str = "cpu"
     chunk_frames: int = 32
     progress: bool = True
+    skip_complete: bool = False       # an identical complete trace already there: leave it, report "skipped"
+    handle_signals: bool = True       # Ctrl-C/SIGTERM close the trace as incomplete (main thread only)
 
     def validate(self) -> None:
         if self.frames is not None and self.frames < 1:
@@ -60,6 +63,7 @@ class TraceResult:
     path: Path
     frames: int
     complete: bool
+    skipped: bool = False
 
 
 class StopFlag:
@@ -122,12 +126,17 @@ def software() -> dict:
             "av": av.__version__, "python": platform.python_version(), "threads": torch.get_num_threads()}
 
 
-def trace_video(options: TraceOptions) -> TraceResult:
+def trace_video(options: TraceOptions, loaded: models.LoadedModel | None = None) -> TraceResult:
+    """Trace one video. `loaded` lets a long-lived worker reuse a model it loaded once (it is copied:
+    tracing instruments the module in place)."""
     options.validate()
     path = video.resolve_video(options.video)
     info = video.probe(path)
     size = options.size or (info.width, info.height)
-    loaded = models.load(options.model, options.checkpoint, options.device)
+    if loaded is None:
+        loaded = models.load(options.model, options.checkpoint, options.device)
+    else:
+        loaded = replace(loaded, module=copy.deepcopy(loaded.module))
     spec = loaded.spec
     target = Path(options.output) if options.output else default_output(info, options)
     ident = identity(info, loaded, options, size)
@@ -135,6 +144,8 @@ def trace_video(options: TraceOptions) -> TraceResult:
     if found is not None and found != ident:
         raise TraceError(f"output directory {target} already holds a different trace; "
                          "choose another -o or delete it")
+    if found is not None and options.skip_complete and read_meta(target).get("complete"):
+        return TraceResult(target, int(read_meta(target)["frames_recorded"]), True, skipped=True)
 
     available = max(info.frame_count - options.start, 0)
     frames_expected = min(options.frames or available, available) if info.frame_count else (options.frames or 0)
@@ -155,7 +166,8 @@ def trace_video(options: TraceOptions) -> TraceResult:
     }
     writer = TraceWriter(target, meta, options.chunk_frames)
     try:
-        with StopFlag().installed() as stop, torch.inference_mode():
+        stop = StopFlag()
+        with (stop.installed() if options.handle_signals else contextlib.nullcontext(stop)), torch.inference_mode():
             steps = _run(writer, loaded, options, path, size, every, steps_expected,
                          info.frame_count, stop)
         if steps == 0:
