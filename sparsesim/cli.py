@@ -98,6 +98,9 @@ def _trace_parser(sub) -> None:
                    help="gate threshold epsilon: a location is recomputed where its norm reaches EPS")
     t.add_argument("--gate-block", type=int, default=1, metavar="B",
                    help="gate granularity: decisions are unions over BxB output blocks")
+    t.add_argument("--gate-checkpoint", metavar="PATH",
+                   help="with --gate learned: trained Skip-Conv Gumbel gates, one 1-channel conv per layer "
+                   "(<layer>.weight, <layer>.bias), applied to |r_t|, on where the logit is > 0")
     t.add_argument("--reset-every", type=int, default=0, metavar="K",
                    help="compute every K-th frame densely and restart the state (0 = never)")
     t.add_argument("--frames", type=int, metavar="N", help="decoded frames to use (default: all)")
@@ -253,7 +256,7 @@ def _trace(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     options = TraceOptions(
         video=args.video, model=args.model, checkpoint=args.checkpoint,
-        gate=GateConfig(args.gate, args.threshold, args.gate_block, args.reset_every),
+        gate=GateConfig(args.gate, args.threshold, args.gate_block, args.reset_every, args.gate_checkpoint),
         frames=args.frames, start=args.start, size=parse_size(args.size) if args.size else None,
         output=args.output, quality_every=args.quality_every, device=args.device,
         chunk_frames=args.chunk_frames, progress=not args.quiet)

@@ -14,7 +14,7 @@ from torch import nn
 
 from .errors import SparsesimError
 
-GATE_KINDS = ("none", "input-norm", "output-norm")
+GATE_KINDS = ("none", "input-norm", "output-norm", "learned")
 ConvLayer = nn.Conv2d | nn.ConvTranspose2d
 
 
@@ -24,6 +24,7 @@ class GateConfig:
     threshold: float = 0.1      # epsilon; a location is computed where its norm reaches it (>=)
     block: int = 1              # b: decisions are unions over b x b output blocks
     reset_every: int = 0        # K: a dense frame every K frames; 0 = never
+    checkpoint: str | None = None   # learned gates: the user's trained Gumbel gates (see load_learned_gates)
 
     def __post_init__(self) -> None:
         if self.kind not in GATE_KINDS:
@@ -34,13 +35,15 @@ class GateConfig:
             raise SparsesimError(f"--gate-block must be >= 1, got {self.block}")
         if self.reset_every < 0:
             raise SparsesimError(f"--reset-every must be >= 0 (0 = never), got {self.reset_every}")
+        if (self.kind == "learned") != (self.checkpoint is not None):
+            raise SparsesimError("--gate learned and --gate-checkpoint PATH go together")
 
     @property
     def label(self) -> str:
         """Short name used in default trace directory names, e.g. 'input-norm-e0.05-b4'."""
         if self.kind == "none":
             return "dense"
-        parts = [self.kind, f"e{self.threshold:g}"]
+        parts = [self.kind] if self.kind == "learned" else [self.kind, f"e{self.threshold:g}"]
         if self.block > 1:
             parts.append(f"b{self.block}")
         if self.reset_every:
@@ -78,8 +81,61 @@ def block_union(gate: torch.Tensor, block: int) -> torch.Tensor:
     return pooled.repeat_interleave(block, -2).repeat_interleave(block, -1)[..., :h, :w] > 0
 
 
-def residual_gate(residual: torch.Tensor, conv: ConvLayer, config: GateConfig) -> torch.Tensor:
+@dataclass(frozen=True)
+class LearnedGate:
+    """A trained Skip-Convolution Gumbel gate: a 1-channel conv over |r_t| with the layer's geometry;
+    at inference a location is computed where its logit is positive (sigmoid > 0.5)."""
+    weight: torch.Tensor       # (1, C_in, kh, kw) for a Conv2d; (C_in, 1, kh, kw) for a ConvTranspose2d
+    bias: torch.Tensor         # (1,)
+
+    def logits(self, residual: torch.Tensor, conv: ConvLayer) -> torch.Tensor:
+        x, w, b = residual.abs(), self.weight.to(residual), self.bias.to(residual)
+        if isinstance(conv, nn.ConvTranspose2d):
+            return F.conv_transpose2d(x, w, b, conv.stride, conv.padding, conv.output_padding, 1, conv.dilation)
+        return F.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation)
+
+
+def load_learned_gates(path: str, layers: dict[str, ConvLayer]) -> dict[str, LearnedGate]:
+    """Gates by layer name from a state dict: `<layer>.weight` and `<layer>.bias`, or Qualcomm Skip-Conv's
+    `<layer>.gate.gate_network.0.weight` naming. Every gated layer needs one; names and shapes are checked."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise SparsesimError(f"gate checkpoint not found: {path}") from None
+    except Exception as e:  # torch raises many types for a file that is not a checkpoint
+        raise SparsesimError(f"cannot read gate checkpoint {path}: {str(e).splitlines()[0][:160]}") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise SparsesimError(f"gate checkpoint {path} holds no state dict")
+    gates: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in state.items():
+        name = key.removeprefix("module.").replace(".gate.gate_network.0", "")
+        layer, _, part = name.rpartition(".")
+        gates.setdefault(layer, {})[part] = value
+    missing = sorted(set(layers) - set(gates))
+    unexpected = sorted(set(gates) - set(layers))
+    wrong = []
+    for name in sorted(set(layers) & set(gates)):
+        conv, g = layers[name], gates[name]
+        transposed = isinstance(conv, nn.ConvTranspose2d)
+        expected = (conv.in_channels, 1, *conv.kernel_size) if transposed else (1, conv.in_channels, *conv.kernel_size)
+        got = tuple(g.get("weight", torch.empty(0)).shape)
+        if got != expected or tuple(g.get("bias", torch.empty(0)).shape) != (1,):
+            wrong.append(f"{name} {got} != {expected}")
+    problems = [f"{label}: {', '.join(items[:4])}{' and more' if len(items) > 4 else ''}" for label, items in
+                (("no gate for layers", missing), ("gates for unknown layers", unexpected), ("wrong shapes", wrong))
+                if items]
+    if problems:
+        raise SparsesimError(f"gate checkpoint {path} does not fit the model: {'; '.join(problems)}")
+    return {name: LearnedGate(gates[name]["weight"], gates[name]["bias"]) for name in layers}
+
+
+def residual_gate(residual: torch.Tensor, conv: ConvLayer, config: GateConfig,
+                  learned: LearnedGate | None = None) -> torch.Tensor:
     """Boolean (N,1,Ho,Wo) map of output locations to recompute, from the input residual."""
+    if learned is not None:
+        return block_union(learned.logits(residual, conv) > 0, config.block)
     pooled = receptive_mean(residual.abs().mean(dim=1, keepdim=True), conv)
     if config.kind == "output-norm":
         # mean|W| x mean|r| over the receptive field: an upper-bound proxy of the output change.

@@ -20,7 +20,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_leaves
 
 from .errors import SparsesimError
-from .gates import ConvLayer, GateConfig, residual_gate
+from .gates import ConvLayer, GateConfig, LearnedGate, load_learned_gates, residual_gate
 from .trace import LayerInfo
 
 _SOURCE = "_sparsesim_source"  # attribute tagging tensors with the layers they derive from
@@ -46,6 +46,7 @@ class SkipConv(nn.Module):
         super().__init__()
         self.conv, self.name, self.config = conv, name, config
         self.state = ConvState()
+        self.learned: LearnedGate | None = None   # set by GatedModel.wrap for --gate learned
 
     def _conv_no_bias(self, r: torch.Tensor) -> torch.Tensor:
         c = self.conv
@@ -67,7 +68,7 @@ class SkipConv(nn.Module):
             s.mask = torch.ones((x.shape[0], 1, *out.shape[-2:]), dtype=torch.bool, device=x.device)
         else:
             residual = x - s.prev_input
-            s.mask = residual_gate(residual, self.conv, self.config)
+            s.mask = residual_gate(residual, self.conv, self.config, self.learned)
             out = self._gated_update(s.prev_output, s.mask, residual)
         s.prev_input, s.prev_output = x, out
         s.in_shape, s.out_shape = tuple(x.shape), tuple(out.shape)
@@ -184,7 +185,12 @@ class GatedModel:
 
     @classmethod
     def wrap(cls, module: nn.Module, config: GateConfig) -> "GatedModel":
-        return cls(module, instrument(module, config), config)
+        layers = instrument(module, config)
+        if config.kind == "learned":
+            gates = load_learned_gates(config.checkpoint, {layer.name: layer.conv for layer in layers})
+            for layer in layers:
+                layer.learned = gates[layer.name]
+        return cls(module, layers, config)
 
     def set_gating(self, on: bool) -> None:
         for layer in self.layers:

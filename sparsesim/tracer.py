@@ -54,6 +54,8 @@ class TraceOptions:
             raise SparsesimError(f"--quality-every must be >= 0 (0 = off), got {self.quality_every}")
         if self.chunk_frames < 1:
             raise SparsesimError(f"--chunk-frames must be >= 1, got {self.chunk_frames}")
+        if self.gate.checkpoint and not Path(self.gate.checkpoint).is_file():
+            raise SparsesimError(f"gate checkpoint not found: {self.gate.checkpoint}")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise SparsesimError("--device cuda asked for, but torch sees no CUDA GPU")
 
@@ -116,9 +118,11 @@ def default_output(info: video.VideoInfo, options: TraceOptions) -> Path:
 def identity(info: video.VideoInfo, loaded: models.LoadedModel, options: TraceOptions,
              size: tuple[int, int]) -> dict:
     """What makes two traces the same trace: re-running it may replace it, nothing else may."""
+    gate = asdict(options.gate)
+    if options.gate.checkpoint:  # the gates' content, not their path, makes the trace
+        gate["checkpoint"] = video.file_sha256(Path(options.gate.checkpoint))
     return {"video_sha256": info.sha256, "model": options.model, "weights_sha256": loaded.weights_sha256,
-            "gate": asdict(options.gate), "start": options.start, "frames": options.frames,
-            "size": list(size)}
+            "gate": gate, "start": options.start, "frames": options.frames, "size": list(size)}
 
 
 def software() -> dict:
