@@ -4,6 +4,7 @@ Traces the sample with each model at each threshold into traces/ and prints, per
 active fraction over layers and frames (first, dense frame excluded), the MAC-weighted active fraction,
 and the mean PSNR of the gated against the dense output.
 Usage: python benchmarks/sample_sparsity.py [--video sample:carphone_pristine] [--eps 0.01,0.05,0.1]
+       python benchmarks/sample_sparsity.py --gate uncertainty [--keep 0.35,0.5,0.7]
 """
 from __future__ import annotations
 
@@ -19,14 +20,15 @@ from sparsesim.tracer import TraceOptions, trace_video
 
 
 def summarise(t: trace.Trace) -> dict:
-    active = t.active.iloc[1:]
+    first = 0 if t.meta["gate"]["kind"] == "uncertainty" else 1  # Skip-Conv's frame 0 is dense by construction
+    active = t.active.iloc[first:]
     macs = t.layers_df.set_index("name")["dense_macs"][active.columns]
-    psnr = t.frames["psnr_db"].iloc[1:].replace(np.inf, np.nan)
-    return {"model": t.meta["model"]["name"], "eps": t.meta["gate"]["threshold"], "frames": t.num_frames,
+    psnr = t.frames["psnr_db"].iloc[first:].replace(np.inf, np.nan)
+    return {"model": t.meta["model"]["name"], "gate": t.meta["gate"]["label"], "frames": t.num_frames,
             "active_mean": float(active.to_numpy().mean()),
             "active_mac_weighted": float((active * macs).sum(axis=1).mean() / macs.sum()),
             "psnr_db_mean": float(psnr.mean()), "psnr_db_min": float(psnr.min()),
-            "identical_frames": int(np.isinf(t.frames["psnr_db"].iloc[1:]).sum())}
+            "identical_frames": int(np.isinf(t.frames["psnr_db"].iloc[first:]).sum())}
 
 
 def main() -> None:
@@ -35,13 +37,16 @@ def main() -> None:
     parser.add_argument("--models", default="rife,mtcnn-pnet")
     parser.add_argument("--eps", default="0.01,0.05,0.1")
     parser.add_argument("--gate", default="input-norm")
+    parser.add_argument("--keep", default="0.35,0.5,0.7", help="with --gate uncertainty (rife only)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     rows = []
-    for model in args.models.split(","):
-        for eps in map(float, args.eps.split(",")):
-            result = trace_video(TraceOptions(video=args.video, model=model, progress=False,
-                                              gate=GateConfig(args.gate, eps)))
+    gates = ([GateConfig("uncertainty", keep=k) for k in map(float, args.keep.split(","))]
+             if args.gate == "uncertainty" else [GateConfig(args.gate, e) for e in map(float, args.eps.split(","))])
+    models = ["rife"] if args.gate == "uncertainty" else args.models.split(",")
+    for model in models:
+        for gate in gates:
+            result = trace_video(TraceOptions(video=args.video, model=model, progress=False, gate=gate))
             rows.append(summarise(trace.open(result.path)))
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
 

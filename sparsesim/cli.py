@@ -101,6 +101,11 @@ def _trace_parser(sub) -> None:
     t.add_argument("--gate-checkpoint", metavar="PATH",
                    help="with --gate learned: trained Skip-Conv Gumbel gates, one 1-channel conv per layer "
                    "(<layer>.weight, <layer>.bias), applied to |r_t|, on where the logit is > 0")
+    t.add_argument("--keep", type=float, default=0.35,
+                   help="with --gate uncertainty (rife): fraction of 2x2 cells the refinement computes; "
+                   "8x8/4x4/2x2 cells nest across the three refinement blocks")
+    t.add_argument("--masks", metavar="PATH", help="with --gate uncertainty: your own per-frame masks (.npz with "
+                   "bool arrays cells8, cells4, cells2 of shape (frames, ceil(H/c), ceil(W/c)) for the padded frame)")
     t.add_argument("--reset-every", type=int, default=0, metavar="K",
                    help="compute every K-th frame densely and restart the state (0 = never)")
     t.add_argument("--frames", type=int, metavar="N", help="decoded frames to use (default: all)")
@@ -256,7 +261,8 @@ def _trace(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     options = TraceOptions(
         video=args.video, model=args.model, checkpoint=args.checkpoint,
-        gate=GateConfig(args.gate, args.threshold, args.gate_block, args.reset_every, args.gate_checkpoint),
+        gate=GateConfig(args.gate, args.threshold, args.gate_block, args.reset_every, args.gate_checkpoint,
+                        args.keep, args.masks),
         frames=args.frames, start=args.start, size=parse_size(args.size) if args.size else None,
         output=args.output, quality_every=args.quality_every, device=args.device,
         chunk_frames=args.chunk_frames, progress=not args.quiet)

@@ -14,7 +14,7 @@ from torch import nn
 
 from .errors import SparsesimError
 
-GATE_KINDS = ("none", "input-norm", "output-norm", "learned")
+GATE_KINDS = ("none", "input-norm", "output-norm", "learned", "uncertainty")
 ConvLayer = nn.Conv2d | nn.ConvTranspose2d
 
 
@@ -25,6 +25,8 @@ class GateConfig:
     block: int = 1              # b: decisions are unions over b x b output blocks
     reset_every: int = 0        # K: a dense frame every K frames; 0 = never
     checkpoint: str | None = None   # learned gates: the user's trained Gumbel gates (see load_learned_gates)
+    keep: float = 0.35              # uncertainty: fraction of finest cells computed (sparsesim.uncertainty)
+    masks: str | None = None        # uncertainty: a user's own per-step masks instead (.npz)
 
     def __post_init__(self) -> None:
         if self.kind not in GATE_KINDS:
@@ -37,12 +39,18 @@ class GateConfig:
             raise SparsesimError(f"--reset-every must be >= 0 (0 = never), got {self.reset_every}")
         if (self.kind == "learned") != (self.checkpoint is not None):
             raise SparsesimError("--gate learned and --gate-checkpoint PATH go together")
+        if not 0.0 <= self.keep <= 1.0:
+            raise SparsesimError(f"--keep must be in [0, 1], got {self.keep}")
+        if self.masks is not None and self.kind != "uncertainty":
+            raise SparsesimError("--masks goes with --gate uncertainty")
 
     @property
     def label(self) -> str:
         """Short name used in default trace directory names, e.g. 'input-norm-e0.05-b4'."""
         if self.kind == "none":
             return "dense"
+        if self.kind == "uncertainty":
+            return "uncertainty-masks" if self.masks else f"uncertainty-k{self.keep:g}"
         parts = [self.kind] if self.kind == "learned" else [self.kind, f"e{self.threshold:g}"]
         if self.block > 1:
             parts.append(f"b{self.block}")
@@ -52,7 +60,9 @@ class GateConfig:
 
     def is_reset(self, step: int) -> bool:
         """Frame `step` is computed densely: the first one, and every K-th with a reset period."""
-        return step == 0 or self.kind == "none" or (self.reset_every > 0 and step % self.reset_every == 0)
+        # uncertainty pruning decides per frame from the model's own estimate: no temporal state
+        return step == 0 or self.kind in ("none", "uncertainty") or \
+            (self.reset_every > 0 and step % self.reset_every == 0)
 
 
 def receptive_mean(norm: torch.Tensor, conv: ConvLayer) -> torch.Tensor:

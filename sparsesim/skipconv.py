@@ -186,6 +186,11 @@ class GatedModel:
     @classmethod
     def wrap(cls, module: nn.Module, config: GateConfig) -> "GatedModel":
         layers = instrument(module, config)
+        if config.kind == "uncertainty":
+            if not hasattr(module, "prune"):
+                raise SparsesimError("--gate uncertainty needs a model with uncertainty-guided pruning (rife)")
+            from .uncertainty import LoadedMasks, UncertaintyPruner
+            module.prune = LoadedMasks.load(config.masks) if config.masks else UncertaintyPruner(config.keep)
         if config.kind == "learned":
             gates = load_learned_gates(config.checkpoint, {layer.name: layer.conv for layer in layers})
             for layer in layers:
@@ -195,6 +200,11 @@ class GatedModel:
     def set_gating(self, on: bool) -> None:
         for layer in self.layers:
             layer.state.gating = on
+        if hasattr(self.module, "prune"):  # the dense pass runs without spatial pruning
+            if on and getattr(self, "_prune", None) is not None:
+                self.module.prune, self._prune = self._prune, None
+            elif not on:
+                self._prune, self.module.prune = self.module.prune, None
 
     def begin_step(self, step: int) -> None:
         dense = self.config.is_reset(step)
@@ -209,7 +219,18 @@ class GatedModel:
         missing = [layer.name for layer in order if layer.state.mask is None]
         if missing:
             raise SparsesimError(f"layers did not run at this frame: {', '.join(missing[:4])}")
-        return [layer.state.mask[0, 0].cpu().numpy() for layer in order]
+        regions = getattr(self.module, "last_masks", {})
+        return [self._region_mask(layer, regions).cpu().numpy() for layer in order]
+
+    @staticmethod
+    def _region_mask(layer: SkipConv, regions: dict[str, torch.Tensor]) -> torch.Tensor:
+        """A layer inside a spatially pruned region computes where the region's keep-mask says,
+        at the layer's own resolution (a location is on if any pixel it stands for is)."""
+        region = next((m for prefix, m in regions.items() if layer.name.startswith(prefix + ".")), None)
+        if region is None:
+            return layer.state.mask[0, 0]
+        h, w = layer.state.mask.shape[-2:]
+        return F.adaptive_max_pool2d(region.float(), (h, w))[0, 0] > 0
 
     def reference_bytes(self) -> int:
         """Memory of the reference buffers (previous input and output of every gated layer)."""

@@ -213,11 +213,11 @@ def _run(writer: TraceWriter, loaded: models.LoadedModel, options: TraceOptions,
                 writer.set_layers(layers, flow.graph(output, layers))
             else:
                 output = spec.run(model.module, inputs)
+            masks = model.masks(order)  # before the quality check's dense pass, which runs unpruned
             row = {"source_frame": options.start + step, "reset": options.gate.is_reset(step),
                    "psnr_db": _quality(model, spec, inputs, output, size) if every and step % every == 0
                    else math.nan,
                    "reference_bytes": model.reference_bytes()}
-            masks = model.masks(order)
             row["active_mean"] = float(np.mean([m.mean() for m in masks]))
             writer.add_frame(step, masks, row)
             step += 1

@@ -56,6 +56,9 @@ class IFBlock(nn.Module):
         return out[:, :4] * scale * 2, out[:, 4:5]
 
 
+CELLS = (8, 4, 2)  # UGSP's decision cells (pixels) for the refinement blocks 1, 2, 3
+
+
 class IFNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -63,13 +66,22 @@ class IFNet(nn.Module):
         self.block1 = IFBlock(8 + 4, c=128)
         self.block2 = IFBlock(8 + 4, c=96)
         self.block3 = IFBlock(8 + 4, c=64)
+        # Uncertainty-guided spatial pruning (sparsesim.uncertainty): a callable that turns the coarse
+        # estimate into one full-resolution keep-mask per refinement block, or None (dense).
+        self.prune = None
+        self.last_masks: dict[str, torch.Tensor] = {}
 
     def forward(self, img0: torch.Tensor, img1: torch.Tensor, timestep: float = 0.5) -> torch.Tensor:
         t = torch.full_like(img0[:, :1], timestep)
         flow, mask = self.block0(torch.cat((img0, img1, t), 1), None, SCALES[0])
         warped0, warped1 = warp(img0, flow[:, :2]), warp(img1, flow[:, 2:4])
-        for block, scale in zip((self.block1, self.block2, self.block3), SCALES[1:]):
+        keep = self.prune(warped0, warped1) if self.prune is not None else None
+        self.last_masks = {}
+        for i, (block, scale) in enumerate(zip((self.block1, self.block2, self.block3), SCALES[1:])):
             f, m = block(torch.cat((warped0, warped1, t, mask), 1), flow, scale)
+            if keep is not None:  # pruned cells keep the coarser estimate: the block adds nothing there
+                f, m = f * keep[i], m * keep[i]
+                self.last_masks[f"block{i + 1}"] = keep[i]
             flow, mask = flow + f, mask + m
             warped0, warped1 = warp(img0, flow[:, :2]), warp(img1, flow[:, 2:4])
         alpha = torch.sigmoid(mask)
