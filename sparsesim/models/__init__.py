@@ -26,6 +26,8 @@ class ModelSpec:
     run: Callable[[nn.Module, Sequence[torch.Tensor]], torch.Tensor]
     ignored_keys: tuple[str, ...] = ()        # checkpoint key prefixes the traced model does not use
     pad_multiple: int = 1                     # inputs are padded to a multiple of this (H and W)
+    # packaged weights in another format (e.g. ncnn): path -> state dict; user checkpoints stay torch files
+    reader: Callable[[Path], dict[str, torch.Tensor]] | None = None
 
 
 @dataclass(frozen=True)
@@ -101,11 +103,14 @@ def load(name: str, checkpoint: str | Path | None = None, device: str = "cpu") -
     path = Path(checkpoint) if checkpoint else spec.weights()
     if not path.is_file():
         raise ModelError(f"checkpoint not found: {path}")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for a file that is not a checkpoint
-        raise ModelError(f"cannot read checkpoint {path}: {str(e).splitlines()[0][:200]}") from None
-    state = _state_dict_from(raw, path)
+    if spec.reader is not None and not checkpoint:
+        state = spec.reader(path)
+    else:
+        try:
+            raw = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # torch raises many types for a file that is not a checkpoint
+            raise ModelError(f"cannot read checkpoint {path}: {str(e).splitlines()[0][:200]}") from None
+        state = _state_dict_from(raw, path)
     module = spec.build()
     check_fits(module, state, spec, path)
     expected = module.state_dict().keys()
@@ -115,4 +120,4 @@ def load(name: str, checkpoint: str | Path | None = None, device: str = "cpu") -
     return LoadedModel(spec=spec, module=module, weights_path=str(path), weights_sha256=digest)
 
 
-from . import mtcnn, rife  # noqa: E402,F401  (registers the zoo)
+from . import mtcnn, realesr, rife  # noqa: E402,F401  (registers the zoo)
