@@ -106,6 +106,12 @@ def _trace_parser(sub) -> None:
                    "8x8/4x4/2x2 cells nest across the three refinement blocks")
     t.add_argument("--masks", metavar="PATH", help="with --gate uncertainty: your own per-frame masks (.npz with "
                    "bool arrays cells8, cells4, cells2 of shape (frames, ceil(H/c), ceil(W/c)) for the padded frame)")
+    t.add_argument("--prune", type=float, default=0.0, metavar="P",
+                   help="structured channel sparsity (SSL-style): prune this fraction of each layer's output "
+                   "channels by filter L1 norm (pixel-shuffle groups and residual adds respected); with "
+                   "--gate channel alone, or combined with a spatial gate")
+    t.add_argument("--channel-scales", metavar="PATH",
+                   help="your saved per-channel scale vectors (layer -> vector, .pt or .npz) instead of L1 norms")
     t.add_argument("--reset-every", type=int, default=0, metavar="K",
                    help="compute every K-th frame densely and restart the state (0 = never)")
     t.add_argument("--frames", type=int, metavar="N", help="decoded frames to use (default: all)")
@@ -262,7 +268,7 @@ def _trace(args: argparse.Namespace) -> int:
     options = TraceOptions(
         video=args.video, model=args.model, checkpoint=args.checkpoint,
         gate=GateConfig(args.gate, args.threshold, args.gate_block, args.reset_every, args.gate_checkpoint,
-                        args.keep, args.masks),
+                        args.keep, args.masks, args.prune, args.channel_scales),
         frames=args.frames, start=args.start, size=parse_size(args.size) if args.size else None,
         output=args.output, quality_every=args.quality_every, device=args.device,
         chunk_frames=args.chunk_frames, progress=not args.quiet)

@@ -14,7 +14,7 @@ from torch import nn
 
 from .errors import SparsesimError
 
-GATE_KINDS = ("none", "input-norm", "output-norm", "learned", "uncertainty")
+GATE_KINDS = ("none", "input-norm", "output-norm", "learned", "uncertainty", "channel")
 ConvLayer = nn.Conv2d | nn.ConvTranspose2d
 
 
@@ -27,6 +27,8 @@ class GateConfig:
     checkpoint: str | None = None   # learned gates: the user's trained Gumbel gates (see load_learned_gates)
     keep: float = 0.35              # uncertainty: fraction of finest cells computed (sparsesim.uncertainty)
     masks: str | None = None        # uncertainty: a user's own per-step masks instead (.npz)
+    prune: float = 0.0              # structured channel sparsity (SSL-style): fraction of channels pruned
+    channel_scales: str | None = None   # a user's per-channel scale vectors instead of filter L1 norms
 
     def __post_init__(self) -> None:
         if self.kind not in GATE_KINDS:
@@ -43,12 +45,22 @@ class GateConfig:
             raise SparsesimError(f"--keep must be in [0, 1], got {self.keep}")
         if self.masks is not None and self.kind != "uncertainty":
             raise SparsesimError("--masks goes with --gate uncertainty")
+        if not 0.0 <= self.prune < 1.0:
+            raise SparsesimError(f"--prune must be in [0, 1), got {self.prune}")
+        if self.kind == "channel" and self.prune == 0.0 and self.channel_scales is None:
+            raise SparsesimError("--gate channel needs --prune P (the fraction of channels to prune)")
 
     @property
     def label(self) -> str:
         """Short name used in default trace directory names, e.g. 'input-norm-e0.05-b4'."""
+        suffix = f"-p{self.prune:g}" if self.prune and self.kind != "channel" else ""
+        return self._label() + suffix
+
+    def _label(self) -> str:
         if self.kind == "none":
             return "dense"
+        if self.kind == "channel":
+            return f"channel-p{self.prune:g}"
         if self.kind == "uncertainty":
             return "uncertainty-masks" if self.masks else f"uncertainty-k{self.keep:g}"
         parts = [self.kind] if self.kind == "learned" else [self.kind, f"e{self.threshold:g}"]
@@ -61,7 +73,7 @@ class GateConfig:
     def is_reset(self, step: int) -> bool:
         """Frame `step` is computed densely: the first one, and every K-th with a reset period."""
         # uncertainty pruning decides per frame from the model's own estimate: no temporal state
-        return step == 0 or self.kind in ("none", "uncertainty") or \
+        return step == 0 or self.kind in ("none", "uncertainty", "channel") or \
             (self.reset_every > 0 and step % self.reset_every == 0)
 
 

@@ -47,6 +47,7 @@ class SkipConv(nn.Module):
         self.conv, self.name, self.config = conv, name, config
         self.state = ConvState()
         self.learned: LearnedGate | None = None   # set by GatedModel.wrap for --gate learned
+        self.channel_mask: torch.Tensor | None = None  # (1, C_out, 1, 1): SSL-style kept output channels
 
     def _conv_no_bias(self, r: torch.Tensor) -> torch.Tensor:
         c = self.conv
@@ -70,6 +71,8 @@ class SkipConv(nn.Module):
             residual = x - s.prev_input
             s.mask = residual_gate(residual, self.conv, self.config, self.learned)
             out = self._gated_update(s.prev_output, s.mask, residual)
+        if self.channel_mask is not None:  # pruned channels are never computed: they stay zero
+            out = out * self.channel_mask.to(out)
         s.prev_input, s.prev_output = x, out
         s.in_shape, s.out_shape = tuple(x.shape), tuple(out.shape)
         return out
@@ -114,11 +117,20 @@ def instrument(model: nn.Module, config: GateConfig) -> list[SkipConv]:
 
 
 class _DataFlowMode(TorchFunctionMode):
-    """Tags every tensor with the set of conv layers it was computed from (one traced frame)."""
+    """Tags every tensor with the set of conv layers it was computed from (one traced frame), and notes
+    which layers feed a pixel shuffle (their channels regroup into space)."""
+
+    def __init__(self, flow: "DataFlow") -> None:
+        super().__init__()
+        self.flow = flow
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
+        if func in (F.pixel_shuffle, torch.pixel_shuffle):
+            factor = args[1] if len(args) > 1 else kwargs.get("upscale_factor")
+            for src in getattr(args[0], _SOURCE, frozenset()):
+                self.flow.shuffles[src] = int(factor)
         sources = frozenset().union(*(getattr(t, _SOURCE, frozenset())
                                       for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)))
         for t in tree_leaves(out):
@@ -132,6 +144,7 @@ class DataFlow:
     """Layer-to-layer edges seen while one frame ran, and the layers in first-call order."""
     edges: set[tuple[str, str]] = field(default_factory=set)
     order: list[str] = field(default_factory=list)
+    shuffles: dict[str, int] = field(default_factory=dict)   # layer -> factor of the pixel shuffle it feeds
 
     def graph(self, output: torch.Tensor, layers: list[LayerInfo]) -> nx.DiGraph:
         """input -> layers -> output, nodes in data-flow order, each layer carrying its id."""
@@ -164,7 +177,7 @@ def record_dataflow(layers: list[SkipConv], inputs: list[torch.Tensor]) -> Itera
     hooks = [h for layer in layers for h in (layer.register_forward_pre_hook(pre_hook),
                                              layer.register_forward_hook(post_hook))]
     try:
-        with _DataFlowMode():
+        with _DataFlowMode(flow):
             yield flow
     finally:
         for h in hooks:

@@ -7,10 +7,11 @@ from .trace import Trace
 
 
 def describe(trace: Trace) -> str:
+    from .workload import kept_channels
     m = trace.meta
     frames = trace.frames
     active = trace.active
-    layers = trace.layers_df
+    layers = kept_channels(trace.layers_df, trace.channels)  # what a channel-pruned model still computes
     psnr = frames["psnr_db"].replace(np.inf, np.nan).dropna() if "psnr_db" in frames else frames.iloc[:0]
     lines = [
         f"trace      {trace.path}  ({'complete' if trace.complete else 'INCOMPLETE: ' + m.get('status', '')})",
@@ -26,6 +27,9 @@ def describe(trace: Trace) -> str:
         weighted = float((active * macs[active.columns]).sum(axis=1).mean() / macs.sum())
         lines.append(f"active     {float(active.to_numpy().mean()):.3f} mean over layers and frames; "
                      f"{weighted:.3f} of dense MACs")
+    if trace.channels is not None:
+        kept = layers["dense_macs"].sum() / trace.layers_df["dense_macs"].sum()
+        lines.append(f"channels   pruned layers keep {kept:.3f} of the unpruned MACs (channels.parquet)")
     if len(psnr):
         lines.append(f"quality    PSNR gated vs dense: mean {psnr.mean():.2f} dB, min {psnr.min():.2f} dB "
                      f"over {len(psnr)} checked frames")

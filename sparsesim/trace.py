@@ -148,6 +148,13 @@ class TraceWriter:
         data = nx.node_link_data(graph, edges="edges")
         write_json(self.tmp / "graph.json", data)
 
+    def set_channels(self, layers: Sequence[LayerInfo], masks) -> None:
+        """Static per-layer channel masks (structured channel sparsity): channels.parquet."""
+        rows = [{"layer": layer.id, "name": layer.name, "kept_out": int(masks.out[layer.name].sum()),
+                 "kept_in": int(masks.inp[layer.name].sum()), "out_bits": pack_mask(masks.out[layer.name]),
+                 "in_bits": pack_mask(masks.inp[layer.name])} for layer in layers]
+        write_table(self.tmp / "channels.parquet", pa.Table.from_pylist(rows))
+
     def add_frame(self, frame: int, masks: Sequence[np.ndarray], row: dict[str, Any]) -> None:
         """Masks in layer-id order, each bool (out_h, out_w); `row` holds the frame's other columns."""
         for layer, mask in zip(self.layers, masks):
@@ -256,6 +263,18 @@ class Trace:
         df = self.frames.set_index("frame")
         cols = [c for c in df.columns if c.startswith(ACTIVE_PREFIX)]
         return df[cols].rename(columns=lambda c: c[len(ACTIVE_PREFIX):])
+
+    @property
+    def channels(self) -> pd.DataFrame | None:
+        """Per layer: kept output and input channel counts and masks (None without channel sparsity)."""
+        path = self.path / "channels.parquet"
+        if not path.exists():
+            return None
+        df = pd.read_parquet(path)
+        sizes = {layer.id: (layer.out_channels, layer.in_channels) for layer in self.layers}
+        df["out_mask"] = [unpack_mask(b, (1, sizes[i][0]))[0] for i, b in zip(df["layer"], df["out_bits"])]
+        df["in_mask"] = [unpack_mask(b, (1, sizes[i][1]))[0] for i, b in zip(df["layer"], df["in_bits"])]
+        return df.drop(columns=["out_bits", "in_bits"])
 
     @property
     def graph(self) -> nx.DiGraph:

@@ -210,7 +210,12 @@ def _run(writer: TraceWriter, loaded: models.LoadedModel, options: TraceOptions,
                     output = spec.run(model.module, inputs)
                 order = sorted(model.called(), key=lambda layer: flow.order.index(layer.name))
                 layers = [layer.layer_info(i) for i, layer in enumerate(order)]
-                writer.set_layers(layers, flow.graph(output, layers))
+                graph = flow.graph(output, layers)
+                writer.set_layers(layers, graph)
+                if options.gate.prune or options.gate.channel_scales:
+                    writer.set_channels(layers, _prune_channels(model, order, graph, flow.shuffles, options.gate))
+                    model.begin_step(0)  # run the first frame again, now with the channels pruned
+                    output = spec.run(model.module, inputs)
             else:
                 output = spec.run(model.module, inputs)
             masks = model.masks(order)  # before the quality check's dense pass, which runs unpruned
@@ -225,6 +230,16 @@ def _run(writer: TraceWriter, loaded: models.LoadedModel, options: TraceOptions,
             if stop.event.is_set():
                 break
     return step
+
+
+def _prune_channels(model: GatedModel, order, graph, shuffles: dict[str, int], gate: GateConfig):
+    """SSL-style channel masks for every gated layer, applied to the model; returns them for the trace."""
+    from .channels import channel_masks, load_scales
+    scales = load_scales(gate.channel_scales) if gate.channel_scales else None
+    masks = channel_masks({layer.name: layer.conv for layer in order}, graph, shuffles, gate.prune, scales)
+    for layer in order:
+        layer.channel_mask = torch.from_numpy(masks.out[layer.name]).float().view(1, -1, 1, 1)
+    return masks
 
 
 def _quality(model: GatedModel, spec: models.ModelSpec, inputs: list[torch.Tensor],

@@ -90,4 +90,20 @@ def from_trace(trace: Trace, blocks: Iterable[int], max_frames: int | None = Non
     if not frames:
         raise SparsesimError(f"trace {trace.path} holds no frames")
     stacks = [np.stack(ms[: len(frames)]) for ms in per_layer]
-    return from_masks(trace.path.name, layers, stacks, blocks, np.asarray(frames))
+    return from_masks(trace.path.name, kept_channels(layers, trace.channels), stacks, blocks, np.asarray(frames))
+
+
+def kept_channels(layers: pd.DataFrame, channels: pd.DataFrame | None) -> pd.DataFrame:
+    """With structured channel sparsity, a layer computes only its kept channels: its shape, MACs and
+    weights shrink accordingly (so every cost downstream charges only those)."""
+    if channels is None:
+        return layers
+    kept = channels.set_index("layer")[["kept_out", "kept_in"]]
+    out = layers.copy()
+    k_out = kept["kept_out"].reindex(out["id"]).to_numpy()
+    k_in = kept["kept_in"].reindex(out["id"]).to_numpy()
+    scale = (k_out / out["out_channels"].to_numpy()) * (k_in / out["in_channels"].to_numpy())
+    out["dense_macs"] = np.round(out["dense_macs"].to_numpy() * scale).astype(np.int64)
+    out["weight_bytes"] = np.round(out["weight_bytes"].to_numpy() * scale).astype(np.int64)
+    out["out_channels"], out["in_channels"] = k_out, k_in
+    return out
