@@ -98,3 +98,27 @@ def test_combined_with_a_spatial_gate(tmp_path, small_video):
     t = trace.open(tmp_path / "t")
     assert t.meta["gate"]["label"] == "input-norm-e0.05-p0.25" and t.channels is not None
     assert (t.active.iloc[1:].to_numpy() < 1).any()
+
+
+def test_user_scale_vectors_choose_the_channels(tmp_path, small_video):
+    torch.manual_seed(2)
+    model = Handmade().eval()
+    scales = {"a": np.arange(8.0), "b": -np.arange(8.0), "c": np.ones(8), "d": np.arange(16.0)}
+    gated = GatedModel.wrap(model, GateConfig("channel", prune=0.5))
+    x = torch.rand(1, 3, 10, 12)
+    gated.begin_step(0)
+    with record_dataflow(gated.layers, [x]) as flow:
+        out = model(x)
+    graph = flow.graph(out, [layer.layer_info(i) for i, layer in enumerate(gated.layers)])
+    masks = channel_masks({l.name: l.conv for l in gated.layers}, graph, flow.shuffles, 0.5, scales)
+    assert masks.out["a"].tolist() == [False] * 4 + [True] * 4          # the largest scales
+    assert masks.out["b"].tolist() == [False] * 4 + [True] * 4          # magnitudes, not signs
+    assert masks.out["d"].tolist() == [False] * 8 + [True] * 8          # whole pixel-shuffle groups
+    with pytest.raises(Exception, match="wrong shapes: a"):
+        channel_masks({l.name: l.conv for l in gated.layers}, graph, flow.shuffles, 0.5, {"a": np.ones(3)})
+    path = tmp_path / "scales.npz"
+    np.savez(path, **{"body.0": np.arange(64.0)})
+    assert main(["trace", str(small_video), "--model", "realesr-compact", "--gate", "channel", "--channel-scales",
+                 str(path), "--prune", "0.5", "--frames", "2", "-o", str(tmp_path / "t"), "-q"]) == 0
+    kept = trace.open(tmp_path / "t").channels.set_index("name").loc["body.0", "out_mask"]
+    assert kept.tolist() == [False] * 32 + [True] * 32
