@@ -125,6 +125,13 @@ def identity(info: video.VideoInfo, loaded: models.LoadedModel, options: TraceOp
             "gate": gate, "start": options.start, "frames": options.frames, "size": list(size)}
 
 
+def same_trace(found: dict, ident: dict) -> bool:
+    """Identities match; gate settings a trace predates count as their defaults (adding a setting to
+    sparsesim must not make every recorded trace 'different')."""
+    gate = {**asdict(GateConfig()), **found.get("gate", {})}
+    return {**found, "gate": gate} == ident
+
+
 def software() -> dict:
     return {"sparsesim": __version__, "torch": torch.__version__, "numpy": np.__version__,
             "av": av.__version__, "python": platform.python_version(), "threads": torch.get_num_threads()}
@@ -145,7 +152,7 @@ def trace_video(options: TraceOptions, loaded: models.LoadedModel | None = None)
     target = Path(options.output) if options.output else default_output(info, options)
     ident = identity(info, loaded, options, size)
     found = existing_identity(target)
-    if found is not None and found != ident:
+    if found is not None and not same_trace(found, ident):
         raise TraceError(f"output directory {target} already holds a different trace; "
                          "choose another -o or delete it")
     if found is not None and options.skip_complete and read_meta(target).get("complete"):

@@ -164,3 +164,14 @@ def test_ctrl_c_leaves_an_incomplete_readable_trace(tmp_path):
     assert len(list(t.masks())) == t.num_frames * len(t.layers)
     assert json.loads((target / "meta.json").read_text())["complete"] is False
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_traces_recorded_before_a_new_gate_setting_still_match(capsys, small_video, tmp_path):
+    base = ["trace", str(small_video), "--model", "mtcnn-pnet", "-o", str(tmp_path / "t"), "-q", "--frames", "3"]
+    assert run_cli(capsys, *base)[0] == 0
+    meta_path = tmp_path / "t" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    for key in ("prune", "keep", "masks", "checkpoint", "channel_scales"):  # as an older sparsesim wrote it
+        meta["identity"]["gate"].pop(key)
+    meta_path.write_text(json.dumps(meta))
+    assert run_cli(capsys, *base)[0] == 0  # the same trace: replaced, not refused
