@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import glob
 import socket
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -20,7 +20,7 @@ from . import hardware, models, trace, video, workload
 from .atomic import write_frame
 from .cost import estimate
 from .errors import SparsesimError
-from .tracer import TraceOptions, TraceResult, default_output, trace_video
+from .tracer import TraceOptions, default_output, trace_video
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v")
 

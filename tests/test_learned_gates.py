@@ -1,11 +1,10 @@
 """Learned (Gumbel) Skip-Convolution gates loaded from a user's checkpoint (`--gate learned`)."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
-from sparsesim import models, trace
+from sparsesim import trace
 from sparsesim.cli import main
 
 PNET = {"conv1": (3, 3), "conv2": (10, 3), "conv3": (16, 3), "conv4_1": (32, 1), "conv4_2": (32, 1)}

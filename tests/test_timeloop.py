@@ -44,7 +44,7 @@ def test_not_a_stats_file(tmp_path):
         parse_stats(tmp_path / "missing.txt")
 
 
-def vgg02_layer5() -> "pd.DataFrame":
+def vgg02_layer5():
     import pandas as pd
     return pd.DataFrame([dict(id=0, name="vgg02_layer5", op="conv2d", in_channels=128, out_channels=256, kernel_h=3,
                               kernel_w=3, stride_h=1, stride_w=1, padding_h=1, padding_w=1, dilation_h=1, dilation_w=1,
@@ -151,7 +151,7 @@ def test_engine_timeloop_runs_the_mapper_and_reports_beside(tmp_path, rife_trace
     assert (table["sparsesim_cycles"] > 0).all()
 
 
-def alexnet_layer3_batch4() -> "pd.DataFrame":
+def alexnet_layer3_batch4():
     """AlexNet layer 3 (C=256, M=384, 3x3, 13x13) with N=4: the four images stacked along the height,
     so that weights are shared across the batch as in Timeloop's loop nest."""
     import pandas as pd

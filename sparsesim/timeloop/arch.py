@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import yaml
 
-from ..hardware import DTYPE_BITS, EnergyTable, Hardware, HardwareError, MemoryLevel, Tiling
+from ..hardware import EnergyTable, Hardware, HardwareError, MemoryLevel, Tiling
 
 _RANGE = re.compile(r"^(.*)\[(\d+)\.\.(\d+)\]$")
 SPACE_NAMES = {"weights": ("weight",), "inputs": ("ifmap", "input"), "outputs": ("psum", "output", "ofmap")}
