@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sparsesim {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for add in (_trace_parser, _hw_parser, _estimate_parser, _blocks_parser, _report_parser, _measure_parser,
-                _validate_parser, _export_parser, _sweep_parser, _info_parser):
+                _validate_parser, _export_parser, _sweep_parser, _simulate_parser, _info_parser):
         add(sub)
     return parser
 
@@ -250,6 +250,30 @@ def _sweep_parser(sub) -> None:
     w.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     w.add_argument("-o", "--output", required=True, metavar="FILE", help="the table (.parquet or .csv)")
     w.set_defaults(func=_sweep)
+
+
+def _simulate_parser(sub) -> None:
+    s = sub.add_parser("simulate", formatter_class=_Help,
+                       help="cycle-level simulation beside the analytical model (or SCALE-Sim's own files)",
+                       description="Run block-sparse work through the event-level simulators (systolic array, "
+                       "row-stationary spatial array, GPU tile scheduler) and show, per layer and frame, simulated "
+                       "vs analytical latency and energy and the stall causes behind the gap. With --topology and "
+                       "--config it reads SCALE-Sim's topology CSV and .cfg files unchanged and reports in "
+                       "SCALE-Sim's terms (cycles, utilisation, SRAM and DRAM reads and writes).")
+    s.add_argument("trace", nargs="?", help="trace directory written by `sparsesim trace`")
+    s.add_argument("--hw", default="tpu-v1", help="comma-separated hardware (systolic, spatial or gpu kinds)")
+    s.add_argument("--block", type=int, default=8, help="block size B (B x B output blocks)")
+    s.add_argument("--layers", help="comma-separated layer names or ids (default: all)")
+    s.add_argument("--frames", type=int, metavar="N", help="only the first N frames (default: all)")
+    s.add_argument("--schedule", choices=("static", "dynamic"),
+                   help="spatial arrays: blocks owned by PE sets by position (static, Eyeriss' compile-time "
+                   "mapping) or dealt to free sets (dynamic) (default: static for spatial arrays)")
+    s.add_argument("--topology", metavar="FILE.csv", help="a SCALE-Sim topology CSV (conv or GEMM format)")
+    s.add_argument("--config", metavar="FILE.cfg", help="a SCALE-Sim config file (with --topology)")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    s.add_argument("-o", "--output", metavar="FILE",
+                   help="write the rows to FILE (.parquet or .csv); with a trace also FILE.layers.* and FILE.summary.*")
+    s.set_defaults(func=_simulate)
 
 
 def _info_parser(sub) -> None:
@@ -438,6 +462,31 @@ def _export_timeloop(args: argparse.Namespace) -> int:
     wl = workload.from_trace(trace.open(args.trace), [args.block], _frames(args))
     files = export(wl, hardware.load(args.hw), args.block, Path(args.output), _names(args.layers) or None)
     print(f"{len(files)} Timeloop files written to {args.output}")
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from .summary import scalesim_summary, simulation_summary
+    if args.topology or args.config:
+        if not (args.topology and args.config) or args.trace:
+            raise SparsesimError("give --topology FILE.csv and --config FILE.cfg together, without a trace")
+        from .atomic import table_path, write_frame
+        from .sim import scalesim
+        out = table_path(args.output)
+        if out is not None and not out.parent.is_dir():
+            raise SparsesimError(f"cannot write {out}: directory {out.parent} does not exist")
+        df = scalesim.run(args.topology, args.config)
+        if out is not None:
+            write_frame(out, df)
+        scalesim_summary(df, args.topology, args.config, out)
+        return 0
+    if not args.trace:
+        raise SparsesimError("give a trace directory, or --topology and --config (see --help)")
+    from .simulating import SimulateOptions, run_simulate
+    result = run_simulate(SimulateOptions(
+        trace=args.trace, hardware=_names(args.hw), block=args.block, layers=_names(args.layers) or None,
+        frames=_frames(args), output=args.output, schedule=args.schedule, progress=not args.quiet))
+    simulation_summary(result, args.trace)
     return 0
 
 

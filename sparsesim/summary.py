@@ -155,3 +155,46 @@ def validation_summary(result, hw: str) -> None:
             f"{value:.3f}" if isinstance(value, float) else str(value))
         table.add_row(key.replace("_", " "), text)
     _console().print(table)
+
+
+def simulation_summary(result, trace_name: str) -> None:
+    """Per hardware: simulated vs analytical latency and energy, then the layers with the widest gaps."""
+    from rich.table import Table
+    console = _console()
+    s = result.summary
+    table = Table(title=f"simulated vs analytical, {trace_name}, B={int(s['block'].iloc[0])}")
+    for col in ("hw", "simulated", "analytical", "gap", "speed-up sim (analytical)", "energy sim", "energy analytical",
+                "main stall"):
+        table.add_column(col, justify="right")
+    for _, r in s.iterrows():
+        table.add_row(r["hw"], _si(r["sim_s"], "s"), _si(r["analytical_s"], "s"), f"{r['gap']:+.0%}",
+                      f"{r['sim_speedup']:.2f}x ({r['analytical_speedup']:.2f}x)", _si(r["sim_energy_pj"] * 1e-12, "J"),
+                      _si(r["analytical_energy_pj"] * 1e-12, "J"), r["main_cause"] or "-")
+    console.print(table)
+    layers = result.layers.assign(abs_gap=result.layers["gap"].abs()).sort_values("abs_gap", ascending=False)
+    worst = Table(title="widest gaps (layer totals over frames)")
+    for col in ("hw", "layer", "simulated", "analytical", "gap", "why"):
+        worst.add_column(col, justify="right")
+    for _, r in layers.head(10).iterrows():
+        worst.add_row(r["hw"], r["layer"], _si(r["sim_s"], "s"), _si(r["analytical_s"], "s"),
+                      f"{r['gap']:+.0%}", r["main_cause"] or "-")
+    console.print(worst)
+    for path in result.outputs:
+        console.print(f"wrote {path}")
+
+
+def scalesim_summary(df, topology: str, config: str, output) -> None:
+    """A SCALE-Sim run in SCALE-Sim's own terms."""
+    from rich.table import Table
+    table = Table(title=f"{topology} on {config} (SCALE-Sim terms)")
+    cols = ("layer", "total_cycles", "stall_cycles", "overall_util", "mapping_efficiency", "sram_ifmap_reads",
+            "sram_filter_reads", "sram_ofmap_writes", "dram_ifmap_reads", "dram_filter_reads", "dram_ofmap_writes")
+    for col in cols:
+        table.add_column(col.replace("_", " "), justify="right")
+    for _, r in df.iterrows():
+        table.add_row(*(r[c] if c == "layer" else (f"{r[c]:.1f}" if isinstance(r[c], float) else str(r[c]))
+                        for c in cols))
+    console = _console()
+    console.print(table)
+    if output is not None:
+        console.print(f"wrote {output}")

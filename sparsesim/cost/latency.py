@@ -5,7 +5,8 @@ Steps (each at least the previous one):
   t_parallel    workload/dataflow parallelism: only as many SMs/cores as there are tiles, only the PE
                 rows a kernel height fills (row-stationary), only the array cells a fold fills (systolic)
   t_util        array utilisation: tile quantisation and the tail of the last wave (GPU), fill and
-                drain per fold (systolic), the PE columns an output-row pass fills (row-stationary)
+                drain per fold and the first weight load (systolic), the PE columns an output-row pass
+                fills (row-stationary)
   t_occupancy   block occupancy: blocks are scheduled whole (n x B^2 pixels), edge blocks included
   t_bandwidth   the conv kernel's roofline: max(compute, bytes at its backing level / bandwidth)
 then t_overhead adds what block sparsity needs besides the conv: the mask reduction, gather and scatter
@@ -52,7 +53,8 @@ def _systolic_steps(geo: Geometry, hw: Hardware, w: Work) -> list[np.ndarray]:
     folds = np.ceil(geo.gemm_k / hw.rows) * np.ceil(geo.cout / hw.cols)
     fill_drain = hw.rows + hw.cols - 2
     clock = hw.clock_hz
-    streamed = lambda m: np.where(w.blocks > 0, folds * (m + fill_drain), 0.0) / clock  # noqa: E731
+    # the first fold's weights load before anything streams (later loads hide behind the double buffer)
+    streamed = lambda m: np.where(w.blocks > 0, folds * (m + fill_drain) + hw.rows, 0.0) / clock  # noqa: E731
     return [w.macs / hw.peak_macs_per_s, folds * w.pixels / clock, streamed(w.pixels), streamed(w.padded_pixels)]
 
 

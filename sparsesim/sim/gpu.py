@@ -1,0 +1,93 @@
+"""GPU tile scheduler: implicit-GEMM thread blocks scheduled onto SMs in waves.
+
+A block-sparse conv launches one thread block per (M tile of gathered active blocks) x (N tile of
+output channels). Thread blocks are dealt to the SMs' resident slots in launch order; a wave is one
+round of slots, and the last wave leaves SMs idle (the tail). A tile's time is its own roofline: its
+MACs at the SM's peak (a partial tile costs a whole tile on the tensor cores) or its bytes at its
+share of the bandwidth (the backing level's bandwidth split over the tiles running at once, capped
+by what one SM can pull). The mask reduction, gather and scatter are their own launches: streaming
+kernels whose bandwidth is capped by how many SMs their thread blocks occupy.
+Vectorised over frames: every argument may be an array of per-frame values.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..cost.geometry import Geometry
+from ..cost.traffic import Work, backing_level, backing_traffic, overhead_bytes
+from ..hardware import Hardware
+
+STREAM_BLOCK_BYTES = 64 * 1024   # bytes one thread block of a streaming kernel moves (assumption: 256 threads x 256 B)
+
+
+@dataclass(frozen=True)
+class GpuResult:
+    seconds: np.ndarray
+    conv_s: np.ndarray
+    overhead_s: np.ndarray      # mask reduction, gather, scatter, launches
+    tiles: np.ndarray
+    waves: np.ndarray
+    stalls: dict[str, np.ndarray]   # seconds by cause: tail, bandwidth, launch, overhead_kernels
+    utilisation: np.ndarray     # MACs / (peak x time)
+    dram_bytes: np.ndarray
+
+
+def _per_sm_bandwidth(hw: Hardware) -> float:
+    """What one SM can pull: its shared-memory fill rate where the description has one."""
+    buffer = hw.level("buffer")
+    return buffer.bandwidth / hw.units if buffer is not None and not buffer.shared else np.inf
+
+
+def _waves_time(tiles: np.ndarray, slots: int, tile_s: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Makespan of `tiles` equal tiles on `slots` slots (list scheduling = waves when times are equal);
+    a tile's time depends on how many tiles share the bandwidth. Returns (makespan, waves)."""
+    full, rest = np.divmod(tiles, slots)
+    return full * tile_s(np.full_like(tiles, slots)) + np.where(rest > 0, tile_s(np.maximum(rest, 1)), 0.0), \
+        full + (rest > 0)
+
+
+def simulate_gpu(geo: Geometry, hw: Hardware, w: Work) -> GpuResult:
+    """Seconds of each layer and frame on a GPU description (arrays broadcast as in the cost model)."""
+    t = hw.tiling
+    slots = hw.units * hw.tiles_per_sm
+    per_sm_macs = hw.peak_macs_per_s / hw.units
+    n_tiles_n = np.ceil(geo.cout / t.tile_n)
+    m_tiles = np.where(w.blocks > 0, np.ceil(w.padded_pixels / t.tile_m), 0.0)
+    tiles = m_tiles * n_tiles_n
+    _, kernel, _ = backing_traffic(geo, hw, w)
+    bandwidth = np.choose(backing_level(geo, hw, w), [lv.bandwidth for lv in hw.levels])
+    kernel_bytes = sum(kernel.values()) * hw.word_bytes
+    tile_bytes = kernel_bytes / np.maximum(tiles, 1)
+    tile_compute = t.tile_m * t.tile_n * geo.gemm_k / per_sm_macs
+    cap = _per_sm_bandwidth(hw)
+
+    def tile_s(running: np.ndarray) -> np.ndarray:
+        share = np.minimum(bandwidth / np.minimum(running, hw.units) * np.minimum(hw.tiles_per_sm, running), cap)
+        return np.maximum(tile_compute, tile_bytes / share)
+
+    conv, waves = _waves_time(tiles, slots, tile_s)
+    streaming, indexed = overhead_bytes(geo, hw, w)
+    launches = (4 if w.sparse else 1)
+    kernel_s = np.where(tiles > 0, conv, 0.0)
+    over = _stream_kernel_s(streaming, hw, bandwidth, cap) + \
+        _stream_kernel_s(indexed, hw, np.minimum(bandwidth, hw.gather_bandwidth or np.inf), cap)
+    launch = launches * hw.launch_s
+    seconds = kernel_s + over + launch
+    bound = np.maximum(tile_compute, tile_bytes / np.minimum(bandwidth / hw.units * hw.tiles_per_sm, cap))
+    stalls = {"tail": np.maximum(kernel_s - tiles * bound / slots, 0.0),
+              "bandwidth": np.maximum(tiles * (bound - tile_compute) / slots, 0.0),
+              "launch": launch + np.zeros_like(seconds), "overhead_kernels": over + np.zeros_like(seconds)}
+    return GpuResult(seconds=seconds, conv_s=kernel_s, overhead_s=over + launch, tiles=tiles, waves=waves,
+                     stalls=stalls, utilisation=w.macs / (hw.peak_macs_per_s * np.maximum(seconds, 1e-30)),
+                     dram_bytes=kernel_bytes + streaming + indexed)
+
+
+def _stream_kernel_s(nbytes: np.ndarray, hw: Hardware, bandwidth: np.ndarray, cap: float) -> np.ndarray:
+    """A memory-bound kernel: the chip's bandwidth, or its thread blocks' waves where each block
+    moves its chunk at what one SM can pull (small kernels cannot fill the chip)."""
+    waves = np.ceil(np.ceil(nbytes / STREAM_BLOCK_BYTES) / hw.units)
+    per_block = np.minimum(nbytes, STREAM_BLOCK_BYTES) / cap
+    return np.where(nbytes > 0, np.maximum(nbytes / bandwidth, waves * per_block), 0.0)

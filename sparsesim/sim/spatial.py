@@ -1,0 +1,96 @@
+"""Spatial array (Eyeriss-like row-stationary): active blocks scheduled over PE sets.
+
+A PE set is kh PE rows (one filter row each) x e PE columns (one output row each, e = min(B, cols)):
+it computes one B x B output block, every PE sliding its filter row along B outputs for each
+(input, output) channel pair, then the kh partial sums of a column are accumulated down the set
+(fill and drain: kh + e - 1 cycles per block). The array holds floor(rows/kh) x floor(cols/e) sets.
+Eyeriss maps work to sets at compile time: with the `static` schedule each set owns a contiguous
+range of the layer's blocks (raster order), so a mask whose active blocks cluster in one region keeps
+one set busy while the others idle (load imbalance); `dynamic` deals active blocks to free sets.
+Each set is fed by the global buffer over the NoC at an even share of its bandwidth, and the layer's
+DRAM traffic (the cost model's) overlaps compute through double buffering. The dense baseline is the
+same machine with every block active.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..cost.geometry import Geometry
+from ..cost.traffic import Work, backing_traffic, overhead_bytes
+from ..hardware import Hardware
+
+
+@dataclass(frozen=True)
+class SpatialResult:
+    cycles: np.ndarray
+    seconds: np.ndarray
+    sets: int
+    busiest: np.ndarray          # active blocks on the busiest set
+    stalls: dict[str, np.ndarray]   # cycles by cause: load_imbalance, fill_drain, noc_bandwidth, dram_bandwidth, overhead
+    idle_pe_fraction: np.ndarray
+    buffer_words: np.ndarray     # global-buffer words moved to and from the sets
+    dram_words: np.ndarray
+
+
+def pe_sets(hw: Hardware, kh: int, rows_per_block: int) -> tuple[int, int]:
+    """(PE sets on the array, PE columns one set uses)."""
+    e = min(rows_per_block, hw.cols)
+    return max(hw.rows // kh, 1) * max(hw.cols // e, 1), e
+
+
+def set_loads(units: np.ndarray, sets: int, schedule: str) -> np.ndarray:
+    """(T, n) bool active work units (raster order) -> (T, sets) active units per set."""
+    t, n = units.shape
+    if schedule == "dynamic":
+        base, extra = np.divmod(units.sum(axis=1, keepdims=True), sets)
+        return base + (np.arange(sets)[None, :] < extra)
+    owner = (np.arange(n) * sets) // max(n, 1)           # contiguous ranges of the raster order
+    loads = np.zeros((t, sets), dtype=np.int64)
+    for s in range(sets):                                # a few sets: a loop over sets, not over blocks
+        loads[:, s] = units[:, owner == s].sum(axis=1)
+    return loads
+
+
+def simulate_spatial(geo: Geometry, hw: Hardware, w: Work, block: tuple[int, int], block_maps: np.ndarray,
+                     schedule: str = "static") -> SpatialResult:
+    """One layer (geo of shape (1, 1, 1)), every frame. `block` is (rows, cols) of an output block,
+    `block_maps` (T, hb, wb) bool. A work unit is one block x one group of output channels (as many as
+    a PE's partial-sum scratchpad holds, the tiling's tile_n)."""
+    kh, kw = int(geo.kh.item()), int(geo.kw.item())
+    bh, bw = block
+    sets, e = pe_sets(hw, kh, bh)
+    passes = -(-bh // e)                                 # a block taller than the array folds
+    cin_per_group = float((geo.cin / geo.groups).item())
+    cout = float(geo.cout.item())
+    groups = int(-(-cout // max(hw.tiling.tile_n, 1)))
+    cout_unit = cout / groups
+    compute = bw * kw * cin_per_group * cout_unit * passes    # cycles of one unit on one set
+    fill = (kh + e - 1) * passes                              # partial sums down the set, per unit
+    tile_in = float(geo.tile_in_elems(np.array(float(max(bh, bw)))).item()) * min(bh, bw) / max(bh, bw)
+    words = tile_in + bh * bw * cout_unit + cin_per_group * cout_unit * kh * kw   # inputs, psums out, weights
+    noc_share = hw.level("buffer").bandwidth / hw.word_bytes / hw.clock_hz / sets
+    per_unit = max(compute, words / noc_share) + fill
+    t = block_maps.shape[0]
+    units = np.repeat(block_maps.reshape(t, -1), groups, axis=1)
+    loads = set_loads(units, sets, schedule)
+    busiest = loads.max(axis=1)
+    mean = loads.mean(axis=1)
+    array_cycles = busiest * per_unit
+    _, kernel, _ = backing_traffic(geo, hw, w)
+    flat = lambda a: np.broadcast_to(a, (1, t, 1)).reshape(-1)  # noqa: E731
+    dram_words = flat(sum(kernel.values()))
+    dram_cycles = dram_words * hw.word_bytes / hw.levels[0].bandwidth * hw.clock_hz
+    streaming, indexed = overhead_bytes(geo, hw, w)
+    overhead = flat((streaming + indexed) / hw.levels[0].bandwidth * hw.clock_hz)
+    cycles = np.maximum(array_cycles, dram_cycles) + overhead
+    active = units.sum(axis=1)
+    stalls = {"load_imbalance": (busiest - mean) * per_unit, "fill_drain": mean * fill,
+              "noc_bandwidth": mean * (per_unit - fill - compute),
+              "dram_bandwidth": np.maximum(dram_cycles - array_cycles, 0.0), "overhead": overhead}
+    busy = active * compute * kh * e
+    idle = 1 - np.where(cycles > 0, busy / np.maximum(cycles * hw.rows * hw.cols, 1), 0.0)
+    return SpatialResult(cycles=cycles, seconds=cycles / hw.clock_hz, sets=sets, busiest=busiest, stalls=stalls,
+                         idle_pe_fraction=np.clip(idle, 0.0, 1.0), buffer_words=active * words,
+                         dram_words=dram_words)
