@@ -76,7 +76,7 @@ def test_invariants(m, k, n, dataflow, bw, sram):
     assert r.compute_cycles * 16 * 8 >= m * k * n           # no faster than every cell busy
     assert r.stall_cycles >= 0 and all(v >= 0 for v in r.stalls.values())
     assert r.overall_cycles >= r.total_cycles
-    assert r.dram_writes["ofmap"] == r.sram_writes["ofmap"]
+    assert m * n <= r.dram_writes["ofmap"] <= r.sram_writes["ofmap"]   # partial sums may leave per row fold
     assert 0 < r.mapping_efficiency <= 1 and 0 < r.compute_utilisation <= 1
     assert simulate_gemm(Gemm(m, k, n), cfg) == r             # deterministic
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import configparser
 import csv
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -43,10 +43,16 @@ class ConvLayer:
         return (math.ceil((self.ifmap_h - self.filter_h + self.stride) / self.stride),
                 math.ceil((self.ifmap_w - self.filter_w + self.stride) / self.stride))
 
+    @property
+    def ifmap_touched(self) -> int:
+        """Input words the windows read (the rows and columns a stride skips past are never read)."""
+        oh, ow = self.ofmap
+        return ((oh - 1) * self.stride + self.filter_h) * ((ow - 1) * self.stride + self.filter_w) * self.channels
+
     def gemm(self) -> Gemm:
         oh, ow = self.ofmap
         return Gemm(m=oh * ow, k=self.filter_h * self.filter_w * self.channels, n=self.filters,
-                    sparsity=self.sparsity, name=self.name)
+                    sparsity=self.sparsity, name=self.name, ifmap_unique=self.ifmap_touched)
 
 
 def _int(path: Path, row: int, column: str, text: str) -> int:
@@ -175,9 +181,10 @@ REPORT_COLUMNS = ("layer", "total_cycles", "stall_cycles", "compute_cycles", "ov
 def report_row(layer: ConvLayer, r: SystolicResult, cfg: SystolicConfig) -> dict:
     """One layer in SCALE-Sim's report terms (COMPUTE_REPORT and DETAILED_ACCESS_REPORT)."""
     cells = cfg.rows * cfg.cols
-    return {"layer": layer.name, "total_cycles": r.total_cycles, "stall_cycles": r.stall_cycles,
-            "compute_cycles": r.compute_cycles, "overall_cycles": r.overall_cycles,
-            "overall_util": 100 * r.macs / max(r.total_cycles * cells, 1),
+    total = max(r.total_cycles - 1, 0)     # SCALE-Sim reports the index of the last cycle, counted from 0
+    return {"layer": layer.name, "total_cycles": total, "stall_cycles": r.stall_cycles,
+            "compute_cycles": max(r.compute_cycles - 1, 0), "overall_cycles": r.overall_cycles,
+            "overall_util": 100 * r.macs / max(total * cells, 1),
             "mapping_efficiency": 100 * r.mapping_efficiency, "compute_util": 100 * r.compute_utilisation,
             "sram_ifmap_reads": r.sram_reads["ifmap"], "sram_filter_reads": r.sram_reads["filter"],
             "sram_ofmap_writes": r.sram_writes["ofmap"], "dram_ifmap_reads": r.dram_reads["ifmap"],
@@ -193,6 +200,6 @@ def run(topology: str | Path, config: str | Path) -> pd.DataFrame:
     for layer in layers:
         g = layer.gemm()
         if not cfg.sparsity_support and g.sparsity != (1, 1):
-            g = Gemm(g.m, g.k, g.n, name=g.name)   # SCALE-Sim ignores the column without SparsitySupport
+            g = replace(g, sparsity=(1, 1))   # SCALE-Sim ignores the column without SparsitySupport
         rows.append(report_row(layer, simulate_gemm(g, cfg.array), cfg.array))
     return pd.DataFrame(rows)

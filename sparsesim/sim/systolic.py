@@ -51,13 +51,15 @@ class SystolicConfig:
 class Gemm:
     """One layer as a GEMM. `ifmap_stream`: words of input the ifmap buffer fetches per pass (None:
     the im2col matrix itself, duplicates included, as SCALE-Sim streams it). `sparsity` (n, m): n of
-    every m weights along K are kept (SCALE-Sim's N:M mode)."""
+    every m weights along K are kept (SCALE-Sim's N:M mode). Without a bandwidth limit (SCALE-Sim's
+    CALC mode) the buffers fetch distinct words only: `ifmap_unique` of them for the input."""
     m: int
     k: int
     n: int
     ifmap_stream: int | None = None
     sparsity: tuple[int, int] = (1, 1)
     name: str = ""
+    ifmap_unique: int | None = None    # distinct input words (for unlimited-bandwidth runs; None: the stream)
 
     @property
     def macs(self) -> int:
@@ -91,141 +93,198 @@ class SystolicResult:
 
 
 @dataclass(frozen=True)
+class _Stream:
+    """An operand's fetch stream (the order its buffer fetches it in) and the range each fold reads."""
+    words: float               # words in one pass, null padding excluded
+    entries: float             # fetch-matrix entries with SCALE-Sim's null padding (what DRAM lines carry)
+    lo: np.ndarray             # per fold: first stream position read
+    hi: np.ndarray             # per fold: one past the last
+
+
+def _diagonal_stream(used: np.ndarray, t: int, width: int, section: np.ndarray) -> _Stream:
+    """Sections of t rows x `width` columns (the first used[s] valid) stacked and rolled out along
+    anti-diagonals, as SCALE-Sim orders a skewed operand's prefetches; fold i reads section[i], from
+    its first row's diagonal to its last row's."""
+    rows = len(used) * t
+    first = np.arange(rows)
+    valid = np.repeat(used, t)
+    per_diag = np.zeros(rows + width + 1, np.int64)
+    np.add.at(per_diag, first, 1)
+    np.add.at(per_diag, first + valid, -1)
+    starts = np.concatenate([[0], np.cumsum(np.cumsum(per_diag))])   # valid entries before diagonal d
+    lo = starts[section * t]
+    hi = starts[(section + 1) * t + used[section] - 1]
+    return _Stream(words=float(valid.sum()), entries=float(rows * width), lo=lo.astype(np.float64),
+                   hi=hi.astype(np.float64))
+
+
+def _rowmajor_stream(rows: int, widths: np.ndarray, section: np.ndarray, row_lo: np.ndarray,
+                     row_hi: np.ndarray, padded: int) -> _Stream:
+    """Sections of `rows` x widths[s] stacked row-major (no skew); fold i reads rows [row_lo, row_hi)."""
+    offsets = np.concatenate([[0], np.cumsum(rows * widths)])
+    w = widths[section]
+    return _Stream(words=float(offsets[-1]), entries=float(rows * padded * len(widths)),
+                   lo=(offsets[section] + row_lo * w).astype(np.float64),
+                   hi=(offsets[section] + row_hi * w).astype(np.float64))
+
+
+@dataclass(frozen=True)
 class _Folds:
     """Folds in the order the array runs them, with per-fold cycles and per-operand reads/writes."""
     row_used: np.ndarray
     col_used: np.ndarray
     cycles: np.ndarray
     reads: dict[str, np.ndarray]       # SRAM words per fold
-    writes: np.ndarray
+    writes: np.ndarray                 # SRAM words per fold (SCALE-Sim's count)
+    outputs: np.ndarray                # output words per fold that reach DRAM
     macs_cycles: np.ndarray            # mapped cells x streamed length (SCALE-Sim's compute cycles)
     phase: dict[str, tuple[np.ndarray, np.ndarray]]   # operand -> (start offset, length) within a fold
-    section: dict[str, np.ndarray]     # operand -> which section of its fetch stream a fold reads
+    streams: dict[str, _Stream]
 
 
 def _used(total: int, tile: int) -> np.ndarray:
     return np.minimum(tile, total - tile * np.arange(math.ceil(total / tile)))
 
 
-def _fold_grid(outer: np.ndarray, inner: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _fold_grid(n_outer: int, n_inner: int) -> tuple[np.ndarray, np.ndarray]:
     """Folds run column-fold outer, row-fold inner (SCALE-Sim's loop order)."""
-    fc, fr = np.meshgrid(np.arange(len(outer)), np.arange(len(inner)), indexing="ij")
-    return fc.ravel(), fr.ravel(), outer[fc.ravel()], inner[fr.ravel()]
+    fc, fr = np.meshgrid(np.arange(n_outer), np.arange(n_inner), indexing="ij")
+    return fc.ravel(), fr.ravel()
 
 
 def _folds(g: Gemm, cfg: SystolicConfig) -> _Folds:
     R, C = cfg.rows, cfg.cols
     n_keep, m_keep = g.sparsity
     if cfg.dataflow == "ws":          # K' on rows, N on columns, M streams
-        fc, fr, cols, rows = _fold_grid(_used(g.n, C), _used(g.k_stored, R))
-        t = g.m
-        load = np.where((np.arange(len(fc)) > 0) & cfg.preload_overlap, 0, R)
+        ru, cu = _used(g.k_stored, R), _used(g.n, C)
+        fc, fr = _fold_grid(len(cu), len(ru))
+        rows, cols, t = ru[fr], cu[fc], g.m
+        first = np.arange(len(fc)) == 0
+        load = np.where(first | (not cfg.preload_overlap), R, 0)
         cycles = load + R + C + t - 2
-        ifmap_rows = np.minimum(R, np.maximum(g.k - fr * R, 0))   # SCALE-Sim reads K columns of the ifmap
-        reads = {"ifmap": t * ifmap_rows * (m_keep / n_keep), "filter": rows * cols}
-        writes = t * cols
-        phase = {"filter": (np.zeros_like(load), np.full_like(load, R)), "ifmap": (load, t + R - 1),
-                 "ofmap": (load + R - 1, t + C - 1)}
-        section = {"ifmap": fr, "filter": fc * len(np.unique(fr)) + fr}
+        k_rows = np.maximum(np.minimum(R, g.k - np.arange(len(ru)) * R), 0)   # ifmap columns SCALE-Sim reads
+        reads = {"ifmap": t * k_rows[fr] * (m_keep / n_keep), "filter": rows * cols}
+        writes = outputs = t * cols
+        phase = {"filter": (0 * load, R + 0 * load), "ifmap": (load, t + R - 1 + 0 * load),
+                 "ofmap": (load + R - 1, t + C - 1 + 0 * load)}
+        streams = {"ifmap": _diagonal_stream(np.maximum(k_rows, 1), t, R, fr),
+                   "filter": _rowmajor_stream(g.k_stored, cu, fc, fr * R, fr * R + rows, C)}
     elif cfg.dataflow == "os":        # M on rows, N on columns, K streams
-        fc, fr, cols, rows = _fold_grid(_used(g.n, C), _used(g.m, R))
-        t = g.k
+        ru, cu = _used(g.m, R), _used(g.n, C)
+        fc, fr = _fold_grid(len(cu), len(ru))
+        rows, cols, t = ru[fr], cu[fc], g.k
         cycles = np.full(len(fc), t + R + C - 2)
         reads = {"ifmap": t * rows, "filter": t * cols}
-        writes = rows * cols + R + C            # SCALE-Sim adds R + C per fold (systolic_compute_os.py)
-        zero = np.zeros_like(cycles)
-        phase = {"ifmap": (zero, t + R - 1), "filter": (zero, t + C - 1), "ofmap": (zero + t - 1, R + C - 1)}
-        section = {"ifmap": fr, "filter": fc}
+        outputs = rows * cols
+        writes = outputs + R + C           # SCALE-Sim counts R + C more per fold (systolic_compute_os.py)
+        zero = np.zeros(len(fc))
+        phase = {"ifmap": (zero, zero + t + R - 1), "filter": (zero, zero + t + C - 1),
+                 "ofmap": (zero + t - 1, zero + R + C - 1)}
+        streams = {"ifmap": _diagonal_stream(ru, t, R, fr),
+                   "filter": _rowmajor_stream(t, cu, fc, 0 * fc, t + 0 * fc, C)}
     else:                             # "is": K on rows, M on columns, N streams
-        fc, fr, cols, rows = _fold_grid(_used(g.m, C), _used(g.k, R))
-        t = g.n
-        load = np.where((np.arange(len(fc)) > 0) & cfg.preload_overlap, 0, R)
+        ru, cu = _used(g.k, R), _used(g.m, C)
+        fc, fr = _fold_grid(len(cu), len(ru))
+        rows, cols, t = ru[fr], cu[fc], g.n
+        first = np.arange(len(fc)) == 0
+        load = np.where(first | (not cfg.preload_overlap), R, 0)
         cycles = load + R + C + t - 2
         reads = {"ifmap": rows * cols, "filter": t * rows}
-        writes = t * cols
-        phase = {"ifmap": (np.zeros_like(load), np.full_like(load, R)), "filter": (load, t + R - 1),
-                 "ofmap": (load + R - 1, t + C - 1)}
-        section = {"ifmap": fc * len(np.unique(fr)) + fr, "filter": fr}
-    shape = cycles.shape
-    phase = {op: (np.broadcast_to(np.asarray(a, np.float64), shape), np.broadcast_to(np.asarray(b, np.float64), shape))
-             for op, (a, b) in phase.items()}
-    return _Folds(row_used=rows, col_used=cols, cycles=cycles.astype(np.int64),
-                  reads={k: np.asarray(v, np.float64) for k, v in reads.items()},
-                  writes=np.asarray(writes, np.float64), macs_cycles=(rows * cols * t).astype(np.float64),
-                  phase=phase, section=section)
+        writes = outputs = t * cols
+        phase = {"ifmap": (0 * load, R + 0 * load), "filter": (load, t + R - 1 + 0 * load),
+                 "ofmap": (load + R - 1, t + C - 1 + 0 * load)}
+        streams = {"ifmap": _rowmajor_stream(g.k, cu, fc, fr * R, fr * R + rows, C),
+                   "filter": _diagonal_stream(ru, t, R, fr)}
+    as_float = lambda a: np.broadcast_to(np.asarray(a, np.float64), cycles.shape)  # noqa: E731
+    return _Folds(row_used=rows, col_used=cols, cycles=np.asarray(cycles, np.int64),
+                  reads={k: as_float(v) for k, v in reads.items()}, writes=as_float(writes),
+                  outputs=as_float(outputs), macs_cycles=as_float(rows * cols * t),
+                  phase={op: (as_float(a), as_float(b)) for op, (a, b) in phase.items()}, streams=streams)
 
 
-@dataclass
-class _Channel:
-    free: float = 0.0
-
-
-@dataclass
-class _Event:
-    time: float            # nominal cycle (without stalls)
-    order: int
+@dataclass(frozen=True)
+class _Batch:
+    """Marks at which an operand's buffer needs its previous DRAM transfer done and starts the next
+    one: a read window slides onto its prefetched half, or an output half fills and drains. Within a
+    fold the marks are evenly spaced, so a fold's marks are one batch, not one event each."""
+    time: float            # nominal cycle of the first mark (without stalls)
+    step: float            # nominal cycles between marks
+    count: int
     operand: str
-    kind: str              # "slide" (read buffer needs its prefetch half) | "full" | "need" (output)
-    index: int
 
 
-def _read_slides(f: _Folds, operand: str, stream_words: float, cfg: SystolicConfig, starts: np.ndarray,
-                 buffer_words: int) -> tuple[list[float], int]:
-    """Nominal cycles at which the read buffer's window must slide, and the words of the first fill.
+@dataclass(frozen=True)
+class _Window:
+    """A read buffer's bookkeeping, as SCALE-Sim's read_buffer: the stream is cut into sets of
+    ceil(size / 100) words; the active half covers `active` sets and slides by `slide` sets."""
+    per_set: int
+    sets: int
+    active: int
+    slide: int
 
-    The fetch stream is cut into sections (one per distinct fold section); each fold reads its section
-    linearly during its read phase. The window covers `active` words (the first half of the buffer,
-    rounded to bookkeeping sets) and slides by the prefetch half."""
-    per_set = math.ceil(buffer_words / cfg.sets_per_buffer)
-    active = math.ceil(math.ceil(buffer_words / 2) / per_set) * per_set
-    slide = math.ceil((buffer_words - math.ceil(buffer_words / 2)) / per_set) * per_set
-    sections = f.section[operand]
-    n_sections = int(sections.max()) + 1
-    section_words = stream_words / n_sections
-    first_fill = int(min(stream_words, math.ceil(buffer_words / 2)))
-    if stream_words <= active:
-        return [], first_fill
+    @classmethod
+    def of(cls, stream_words: float, buffer_words: int, sets_per_buffer: int) -> "_Window":
+        per_set = math.ceil(buffer_words / sets_per_buffer)
+        half = math.ceil(buffer_words / 2)
+        sets = int(stream_words // per_set) + 1
+        active = min(math.ceil(half / per_set), sets)
+        slide = min(math.ceil((buffer_words - half) / per_set), sets - active)
+        return cls(per_set, sets, active, slide)
+
+
+def _read_batches(f: _Folds, operand: str, stream: _Stream, scale: float, cfg: SystolicConfig,
+                  starts: np.ndarray, buffer_words: int) -> list[_Batch]:
+    """When the read buffer's window must slide to hold what the folds read.
+
+    A fold reads its range of the stream linearly during its read phase; a range that starts behind
+    the window (a re-read, or the overlap of two sections' diagonals) runs the window around the stream
+    at the fold's start. `scale` maps stream positions to fetched words (1, or unique input words per
+    im2col word)."""
+    win = _Window.of(stream.words * scale, buffer_words, cfg.sets_per_buffer)
+    if win.sets <= win.active or win.slide <= 0:
+        return []
+    n = win.sets
     offset, length = f.phase[operand]
-    window = 0.0                       # absolute stream position where the window starts
-    times: list[float] = []
-    for i, s in enumerate(sections):
-        lo = s * section_words
-        hi = lo + section_words
-        lap = math.floor(window / stream_words)
-        lo_abs = lap * stream_words + lo
-        if lo_abs < window:            # behind the window: the next lap of the stream
-            lo_abs += stream_words
-        hi_abs = lo_abs + (hi - lo)
-        end = window + active
-        if hi_abs <= end:
-            continue
-        n = math.ceil((hi_abs - end) / slide)
-        need = end + slide * np.arange(n)              # the position each slide is needed at
-        frac = np.clip((need - lo_abs) / (hi_abs - lo_abs), 0.0, 1.0)
-        times.extend((starts[i] + offset[i] + frac * length[i]).tolist())
-        window += n * slide
-    return times, first_fill
+    lo_set = np.floor(stream.lo * scale / win.per_set).astype(np.int64)
+    hi_set = np.floor(np.maximum(stream.hi * scale - 1, stream.lo * scale) / win.per_set).astype(np.int64)
+    w = 0
+    batches: list[_Batch] = []
+    for i in range(len(lo_set)):
+        t0 = float(starts[i] + offset[i])
+        rel_lo = (lo_set[i] - w) % n
+        if rel_lo >= win.active:                       # the fold's first data is not in the window
+            k = -(-(rel_lo - win.active + 1) // win.slide)
+            batches.append(_Batch(t0, 0.0, int(k), operand))
+            w += k * win.slide
+            rel_lo = (lo_set[i] - w) % n
+        rel_hi = rel_lo + (hi_set[i] - lo_set[i])
+        if rel_hi >= win.active:
+            k = -(-(rel_hi - win.active + 1) // win.slide)
+            span = max(rel_hi - rel_lo, 1)
+            batches.append(_Batch(t0 + (win.active - rel_lo) / span * length[i], win.slide / span * length[i],
+                                  int(k), operand))
+            w += int(k) * win.slide
+    return batches
 
 
-def _write_events(f: _Folds, starts: np.ndarray, buffer_words: int) -> tuple[list[float], list[float], float]:
-    """Nominal cycles at which the output buffer's k-th half fills (drain it) and at which the array
-    needs the k-th half empty again (both halves full), and the words left for the final drain."""
+def _write_batches(f: _Folds, starts: np.ndarray, buffer_words: int) -> tuple[list[_Batch], float]:
+    """When each half of the output buffer fills (it must drain while the other fills), and the
+    words left for the final drain."""
     half = buffer_words / 2
     offset, length = f.phase["ofmap"]
-    produced = np.concatenate([[0.0], np.cumsum(f.writes)])
+    produced = np.concatenate([[0.0], np.cumsum(f.outputs)])
     total = produced[-1]
-    marks = half * np.arange(1, int(total // half) + 1)
-    if not len(marks):
-        return [], [], total
-
-    def when(words: np.ndarray) -> list[float]:
-        i = np.clip(np.searchsorted(produced, words, side="left") - 1, 0, len(f.writes) - 1)
-        frac = (words - produced[i]) / np.maximum(f.writes[i], 1)
-        return (starts[i] + offset[i] + frac * length[i]).tolist()
-
-    fulls = when(marks)
-    needs = when(marks[1:])            # the array writes into half k again once the next half is full
-    return fulls, needs, total - marks[-1]
+    full = int(total // half)
+    # the k-th half fills during fold i when produced[i] < k * half <= produced[i + 1]
+    first = np.ceil(produced[:-1] / half + 1e-12)
+    last = np.floor(produced[1:] / half)
+    batches = []
+    for i in np.nonzero(last >= np.maximum(first, 1))[0]:
+        k0 = max(first[i], 1)
+        rate = length[i] / f.outputs[i]
+        batches.append(_Batch(float(starts[i] + offset[i] + (k0 * half - produced[i]) * rate), half * rate,
+                              int(last[i] - k0 + 1), "ofmap"))
+    return batches, total - full * half
 
 
 def simulate_gemm(g: Gemm, cfg: SystolicConfig) -> SystolicResult:
@@ -238,28 +297,29 @@ def simulate_gemm(g: Gemm, cfg: SystolicConfig) -> SystolicResult:
     f = _folds(g, cfg)
     starts = np.concatenate([[0], np.cumsum(f.cycles)[:-1]])
     compute = int(f.cycles.sum())
-    streams = {"ifmap": float(g.ifmap_stream if g.ifmap_stream is not None else f.reads["ifmap"].sum()
-                              / _passes(f, "ifmap")),
-               "filter": float(g.k_stored * g.n)}
     words = dict(zip(OPERANDS, cfg.sram_words))
     bw = dict(zip(OPERANDS, cfg.bandwidth))
-    events: list[_Event] = []
-    first_fill: dict[str, int] = {}
+    scale = {"ifmap": 1.0 if g.ifmap_stream is None else g.ifmap_stream / f.streams["ifmap"].words, "filter": 1.0}
+    batches: list[_Batch] = []
     for op in ("ifmap", "filter"):
-        times, first_fill[op] = _read_slides(f, op, streams[op], cfg, starts, words[op])
-        events += [_Event(t, 0, op, "slide", i) for i, t in enumerate(times)]
-    fulls, needs, leftover = _write_events(f, starts, words["ofmap"])
-    events += [_Event(t, 1, "ofmap", "full", i) for i, t in enumerate(fulls)]
-    events += [_Event(t, 2, "ofmap", "need", i) for i, t in enumerate(needs)]
-    events.sort(key=lambda e: (e.time, e.order))
+        batches += _read_batches(f, op, f.streams[op], scale[op], cfg, starts, words[op])
+    writes, leftover = _write_batches(f, starts, words["ofmap"])
+    batches += writes
     chunk = {op: math.ceil((words[op] - math.ceil(words[op] / 2)) / bw[op]) * bw[op] for op in ("ifmap", "filter")}
     chunk["ofmap"] = words["ofmap"] / 2
-    stalls = _run_events(events, cfg, chunk, bw) if cfg.limited_bandwidth else {op: 0.0 for op in OPERANDS}
+    stalls = _run_batches(batches, cfg, {op: chunk[op] / bw[op] for op in OPERANDS}) if cfg.limited_bandwidth \
+        else {op: 0.0 for op in OPERANDS}
     stall = int(round(sum(stalls.values())))
-    fills = {op: math.ceil(first_fill[op] / bw[op]) * bw[op] for op in ("ifmap", "filter")}
-    dram_reads = {op: int(round(fills[op] + chunk[op] * sum(e.operand == op for e in events)))
-                  for op in ("ifmap", "filter")}
+    fills = {op: min(math.ceil(math.ceil(words[op] / 2) / bw[op]), math.ceil(f.streams[op].entries * scale[op] / bw[op]))
+             * bw[op] for op in ("ifmap", "filter")}
+    slides = {op: sum(b.count for b in batches if b.operand == op) for op in ("ifmap", "filter")}
+    dram_reads = {op: int(round(fills[op] + chunk[op] * slides[op])) for op in ("ifmap", "filter")}
+    if not cfg.limited_bandwidth:     # fetched as needed, each distinct word once while it stays buffered
+        unique = {"ifmap": g.ifmap_unique or f.streams["ifmap"].words * scale["ifmap"],
+                  "filter": f.streams["filter"].words}
+        dram_reads = {op: int(unique[op] * (1 if unique[op] <= words[op] else _passes(f, op))) for op in unique}
     first = max(fills[op] / bw[op] for op in ("ifmap", "filter"))
+    outputs = int(f.outputs.sum())
     overall = int(math.ceil(first + compute + stall + leftover / bw["ofmap"]))
     n = len(f.cycles)
     return SystolicResult(
@@ -267,45 +327,39 @@ def simulate_gemm(g: Gemm, cfg: SystolicConfig) -> SystolicResult:
         mapping_efficiency=float((f.row_used * f.col_used).sum() / (n * cfg.rows * cfg.cols)),
         compute_utilisation=float((f.macs_cycles / (cfg.rows * cfg.cols * f.cycles)).mean()),
         macs=g.macs, sram_reads={op: int(round(f.reads[op].sum())) for op in ("ifmap", "filter")},
-        sram_writes={"ofmap": int(f.writes.sum())}, dram_reads=dram_reads,
-        dram_writes={"ofmap": int(f.writes.sum())},
+        sram_writes={"ofmap": int(f.writes.sum())}, dram_reads=dram_reads, dram_writes={"ofmap": outputs},
         stalls={f"{op}_bandwidth": int(round(v)) for op, v in stalls.items()})
 
 
 def _passes(f: _Folds, operand: str) -> int:
-    """How many times the folds read each section of an operand's stream."""
-    sections = f.section[operand]
-    return int(len(sections) / (sections.max() + 1))
+    """How many times the folds read the whole of an operand's stream."""
+    s = f.streams[operand]
+    return max(int(round((s.hi - s.lo).sum() / s.words)), 1)
 
 
-def _run_events(events: list[_Event], cfg: SystolicConfig, chunk: dict[str, float],
-                bw: dict[str, float]) -> dict[str, float]:
-    """Walk the buffer events in time order; every stall delays all later events."""
-    channels = {op: _Channel() for op in OPERANDS}
-    if cfg.shared_channel:
-        shared = _Channel()
-        channels = {op: shared for op in OPERANDS}
-    ready: dict[str, float] = {}
-    drain_end: dict[int, float] = {}
+def _run_batches(batches: list[_Batch], cfg: SystolicConfig, transfer: dict[str, float]) -> dict[str, float]:
+    """Walk the marks in time order. At a mark the operand waits for its pending transfer (a read's
+    prefetch half, or the previous output half's drain), then starts the next on its DRAM channel;
+    every stall delays all later marks. Within a batch, marks `step` apart with transfers of L cycles
+    settle to one every max(step, L): closed form, no loop per mark."""
+    shared = cfg.shared_channel
+    free = {op: 0.0 for op in OPERANDS}                   # when each channel is next idle
+    channel = (lambda op: "ifmap") if shared else (lambda op: op)  # noqa: E731
+    pending: dict[str, float | None] = {"ifmap": None, "filter": None, "ofmap": None}
+    for op in ("ifmap", "filter"):                        # the first prefetch half loads from cycle 0
+        if any(b.operand == op for b in batches):
+            start = free[channel(op)]
+            pending[op] = free[channel(op)] = start + transfer[op]
     stalls = {op: 0.0 for op in OPERANDS}
     shift = 0.0
-    for op in ("ifmap", "filter"):      # the first prefetch half starts loading at cycle 0
-        if any(e.operand == op for e in events):
-            ready[op] = channels[op].free = channels[op].free + chunk[op] / bw[op]
-    for e in events:
-        now = e.time + shift
-        ch = channels[e.operand]
-        if e.kind == "slide":
-            wait = max(0.0, ready[e.operand] - now)
-            now += wait
-            start = max(now, ch.free)                  # the freed half is refilled next
-            ready[e.operand] = ch.free = start + chunk[e.operand] / bw[e.operand]
-        elif e.kind == "full":
-            start = max(now, ch.free)
-            drain_end[e.index] = ch.free = start + chunk["ofmap"] / bw["ofmap"]
-            wait = 0.0
-        else:                                          # "need": half e.index must have drained
-            wait = max(0.0, drain_end.get(e.index, 0.0) - now)
-        stalls[e.operand] += wait
-        shift += wait
+    for b in sorted(batches, key=lambda b: (b.time, OPERANDS.index(b.operand))):
+        L = transfer[b.operand]
+        now = b.time + shift
+        first = max(now, pending[b.operand]) if pending[b.operand] is not None else now
+        last = first + (b.count - 1) * max(b.step, L)
+        stall = last - (b.time + (b.count - 1) * b.step + shift)
+        start = max(last, free[channel(b.operand)])
+        pending[b.operand] = free[channel(b.operand)] = start + L
+        stalls[b.operand] += stall
+        shift += stall
     return stalls
