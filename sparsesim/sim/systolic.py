@@ -99,6 +99,7 @@ class _Stream:
     entries: float             # fetch-matrix entries with SCALE-Sim's null padding (what DRAM lines carry)
     lo: np.ndarray             # per fold: first stream position read
     hi: np.ndarray             # per fold: one past the last
+    reverse: bool = False      # folds read their range last row first (SCALE-Sim flips stationary loads)
 
 
 def _diagonal_stream(used: np.ndarray, t: int, width: int, section: np.ndarray) -> _Stream:
@@ -119,13 +120,13 @@ def _diagonal_stream(used: np.ndarray, t: int, width: int, section: np.ndarray) 
 
 
 def _rowmajor_stream(rows: int, widths: np.ndarray, section: np.ndarray, row_lo: np.ndarray,
-                     row_hi: np.ndarray, padded: int) -> _Stream:
+                     row_hi: np.ndarray, padded: int, reverse: bool = False) -> _Stream:
     """Sections of `rows` x widths[s] stacked row-major (no skew); fold i reads rows [row_lo, row_hi)."""
     offsets = np.concatenate([[0], np.cumsum(rows * widths)])
     w = widths[section]
     return _Stream(words=float(offsets[-1]), entries=float(rows * padded * len(widths)),
                    lo=(offsets[section] + row_lo * w).astype(np.float64),
-                   hi=(offsets[section] + row_hi * w).astype(np.float64))
+                   hi=(offsets[section] + row_hi * w).astype(np.float64), reverse=reverse)
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ def _folds(g: Gemm, cfg: SystolicConfig) -> _Folds:
         phase = {"filter": (0 * load, R + 0 * load), "ifmap": (load, t + R - 1 + 0 * load),
                  "ofmap": (load + R - 1, t + C - 1 + 0 * load)}
         streams = {"ifmap": _diagonal_stream(np.maximum(k_rows, 1), t, R, fr),
-                   "filter": _rowmajor_stream(g.k_stored, cu, fc, fr * R, fr * R + rows, C)}
+                   "filter": _rowmajor_stream(g.k_stored, cu, fc, fr * R, fr * R + rows, C, reverse=True)}
     elif cfg.dataflow == "os":        # M on rows, N on columns, K streams
         ru, cu = _used(g.m, R), _used(g.n, C)
         fc, fr = _fold_grid(len(cu), len(ru))
@@ -181,7 +182,7 @@ def _folds(g: Gemm, cfg: SystolicConfig) -> _Folds:
         phase = {"ifmap": (zero, zero + t + R - 1), "filter": (zero, zero + t + C - 1),
                  "ofmap": (zero + t - 1, zero + R + C - 1)}
         streams = {"ifmap": _diagonal_stream(ru, t, R, fr),
-                   "filter": _rowmajor_stream(t, cu, fc, 0 * fc, t + 0 * fc, C)}
+                   "filter": _diagonal_stream(cu, t, C, fc)}
     else:                             # "is": K on rows, M on columns, N streams
         ru, cu = _used(g.k, R), _used(g.m, C)
         fc, fr = _fold_grid(len(cu), len(ru))
@@ -193,7 +194,7 @@ def _folds(g: Gemm, cfg: SystolicConfig) -> _Folds:
         writes = outputs = t * cols
         phase = {"ifmap": (0 * load, R + 0 * load), "filter": (load, t + R - 1 + 0 * load),
                  "ofmap": (load + R - 1, t + C - 1 + 0 * load)}
-        streams = {"ifmap": _rowmajor_stream(g.k, cu, fc, fr * R, fr * R + rows, C),
+        streams = {"ifmap": _rowmajor_stream(g.k, cu, fc, fr * R, fr * R + rows, C, reverse=True),
                    "filter": _diagonal_stream(ru, t, R, fr)}
     as_float = lambda a: np.broadcast_to(np.asarray(a, np.float64), cycles.shape)  # noqa: E731
     return _Folds(row_used=rows, col_used=cols, cycles=np.asarray(cycles, np.int64),
@@ -251,6 +252,9 @@ def _read_batches(f: _Folds, operand: str, stream: _Stream, scale: float, cfg: S
     batches: list[_Batch] = []
     for i in range(len(lo_set)):
         t0 = float(starts[i] + offset[i])
+        if stream.reverse:
+            w = _walk_down(win, w, int(lo_set[i]), int(hi_set[i]), t0, float(length[i]), operand, batches)
+            continue
         rel_lo = (lo_set[i] - w) % n
         if rel_lo >= win.active:                       # the fold's first data is not in the window
             k = -(-(rel_lo - win.active + 1) // win.slide)
@@ -265,6 +269,20 @@ def _read_batches(f: _Folds, operand: str, stream: _Stream, scale: float, cfg: S
                                   int(k), operand))
             w += int(k) * win.slide
     return batches
+
+
+def _walk_down(win: "_Window", w: int, lo: int, hi: int, t0: float, length: float, operand: str,
+               batches: list[_Batch]) -> int:
+    """A fold that reads its range from the top down: every set that falls behind the window runs it
+    around the stream once more. Walked set by set (a fold spans tens of sets)."""
+    span = max(hi - lo, 1)
+    for s in range(hi, lo - 1, -1):
+        rel = (s - w) % win.sets
+        if rel >= win.active:
+            k = -(-(rel - win.active + 1) // win.slide)
+            batches.append(_Batch(t0 + (hi - s) / span * length, 0.0, int(k), operand))
+            w += k * win.slide
+    return w
 
 
 def _write_batches(f: _Folds, starts: np.ndarray, buffer_words: int) -> tuple[list[_Batch], float]:
