@@ -165,7 +165,7 @@ def read_config(path: str | Path) -> ScaleSimConfig:
     try:
         array = SystolicConfig(rows=number(arch, "ArrayHeight"), cols=number(arch, "ArrayWidth"), dataflow=dataflow,
                                sram_words=tuple(1024 * s for s in sizes), bandwidth=bandwidth,
-                               limited_bandwidth=user)
+                               limited_bandwidth=user, run_ahead=True)
     except SparsesimError as e:
         raise ScaleSimInputError(f"{path}: {e}") from None
     support = get("sparsity", "SparsitySupport", "false").lower() == "true"
@@ -195,11 +195,11 @@ def report_row(layer: ConvLayer, r: SystolicResult, cfg: SystolicConfig) -> dict
 def run(topology: str | Path, config: str | Path) -> pd.DataFrame:
     """Every layer of a SCALE-Sim topology on a SCALE-Sim config: one row per layer."""
     cfg = read_config(config)
-    layers = read_topology(topology)
-    rows = []
-    for layer in layers:
-        g = layer.gemm()
-        if not cfg.sparsity_support and g.sparsity != (1, 1):
-            g = replace(g, sparsity=(1, 1))   # SCALE-Sim ignores the column without SparsitySupport
-        rows.append(report_row(layer, simulate_gemm(g, cfg.array), cfg.array))
-    return pd.DataFrame(rows)
+    return pd.DataFrame([report_row(layer, simulate_layer(layer, cfg), cfg.array) for layer in read_topology(topology)])
+
+
+def simulate_layer(layer: ConvLayer, cfg: ScaleSimConfig) -> SystolicResult:
+    g = layer.gemm()
+    if not cfg.sparsity_support and g.sparsity != (1, 1):
+        g = replace(g, sparsity=(1, 1))   # SCALE-Sim ignores the column without SparsitySupport
+    return simulate_gemm(g, cfg.array)

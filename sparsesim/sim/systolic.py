@@ -37,6 +37,8 @@ class SystolicConfig:
     preload_overlap: bool = False     # the stationary operand is double-buffered (TPU, Gemmini)
     sets_per_buffer: int = 100        # read-buffer bookkeeping granularity (SCALE-Sim: 1/100 of it)
     limited_bandwidth: bool = True    # False: SCALE-Sim's CALC mode, no stalls (bandwidth is an output)
+    run_ahead: bool = False           # SCALE-Sim's read prefetches: back to back from cycle 0, whether or
+                                      # not the buffer has room (else a half is refetched once it is freed)
 
     def __post_init__(self) -> None:
         if self.dataflow not in DATAFLOWS:
@@ -369,15 +371,30 @@ def _run_batches(batches: list[_Batch], cfg: SystolicConfig, transfer: dict[str,
             start = free[channel(op)]
             pending[op] = free[channel(op)] = start + transfer[op]
     stalls = {op: 0.0 for op in OPERANDS}
+    issued = {op: 0 for op in OPERANDS}                   # transfers started so far
+    drained: list[float] = []                             # when the last two output drains end
     shift = 0.0
     for b in sorted(batches, key=lambda b: (b.time, OPERANDS.index(b.operand))):
         L = transfer[b.operand]
         now = b.time + shift
-        first = max(now, pending[b.operand]) if pending[b.operand] is not None else now
-        last = first + (b.count - 1) * max(b.step, L)
-        stall = last - (b.time + (b.count - 1) * b.step + shift)
+        nominal_last = b.time + (b.count - 1) * b.step + shift
+        if cfg.run_ahead and b.operand != "ofmap":
+            # the k-th prefetch has landed at 1 + k (L + 1) however late it was asked for
+            lines = L + 1
+            ready = 1 + (issued[b.operand] + 1) * lines
+            last = max(nominal_last, ready + (b.count - 1) * max(lines, b.step))
+        else:
+            wait = pending[b.operand]
+            if cfg.run_ahead and b.operand == "ofmap":    # SCALE-Sim frees a half when its drain starts
+                wait = drained[-2] if len(drained) > 1 else None
+            first = max(now, wait) if wait is not None else now
+            last = first + (b.count - 1) * max(b.step, L)
+        stall = last - nominal_last
         start = max(last, free[channel(b.operand)])
         pending[b.operand] = free[channel(b.operand)] = start + L
+        if b.operand == "ofmap":
+            drained = [start, start + L] if b.count > 1 else [*drained[-1:], start + L]
+        issued[b.operand] += b.count
         stalls[b.operand] += stall
         shift += stall
     return stalls
