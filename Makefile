@@ -22,6 +22,7 @@ demo: $(STAMP)
 	mkdir -p reports/estimates
 	$(BIN)/sparsesim estimate traces/carphone_pristine-rife-input-norm-e0.05 -o reports/estimates/carphone-rife-e0.05.parquet
 	$(BIN)/sparsesim blocks traces/carphone_pristine-rife-input-norm-e0.05 --hw h100,eyeriss
+	$(BIN)/sparsesim simulate traces/carphone_pristine-rife-input-norm-e0.05 --hw tpu-v1,eyeriss,h100 --block 8 -q
 	$(BIN)/sparsesim report traces/carphone_pristine-rife-input-norm-e0.05 -o reports/demo
 
 test: $(STAMP) chromium
@@ -44,6 +45,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/trace_memory.py
 	$(BIN)/python benchmarks/trace_overhead.py
 	$(BIN)/python benchmarks/estimate_speed.py
+	$(BIN)/python benchmarks/scalesim_crosscheck.py
+	$(BIN)/python benchmarks/sim_vs_analytical.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

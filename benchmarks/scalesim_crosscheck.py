@@ -8,6 +8,24 @@ or --scalesim-python) through benchmarks/scalesim/run_one.py. Its results are ca
 benchmarks/results/scalesim-3.0.0/ (committed: they are the reference the tests read); --rerun runs it
 again. The table compares every cached run; the inputs are the files in benchmarks/scalesim/.
 
+Where they differ, and why (SCALE-Sim's read_buffer, write_buffer and systolic_compute_* modules):
+- Compute cycles and SRAM reads and writes follow SCALE-Sim's fold arithmetic and agree exactly
+  (SCALE-Sim's "total cycles" is the last cycle's index, one less than the count; output-stationary
+  SRAM writes include the R + C that systolic_compute_os adds per fold, DRAM writes do not).
+- DRAM reads: sparsesim follows each operand's fetch stream in SCALE-Sim's order (anti-diagonal
+  roll-outs of skewed operands, flipped weight loads) with its set-granular window, so refetches from
+  a window that runs around the stream are counted. SCALE-Sim checks every address against the
+  window, and in an im2col stream an input word appears several times: a word the window passed can
+  still be found in a later copy. sparsesim counts stream positions, so on strided layers (where the
+  overlap between sections is larger) it counts more or fewer wrap-arounds than SCALE-Sim finds.
+- Stalls: SCALE-Sim issues a read prefetch right after the previous one finishes, whether or not the
+  buffer has room (sparsesim's `run_ahead`, on for SCALE-Sim's files; sparsesim's own arrays refetch a
+  half only once it is freed), doubles a positive stall in read_buffer.service_reads (`offset +=`
+  twice: not copied), and its write buffer frees a half when the drain starts, so its "total cycles"
+  leaves part of the output drain to the end; "cycles including prefetch and drain" agree better there.
+- CALC mode: only compute cycles and SRAM counts are comparable; SCALE-Sim's bandwidth-estimating
+  buffers count DRAM reads in their own way (sparsesim counts distinct words).
+
 Usage: python benchmarks/scalesim_crosscheck.py [--run] [--rerun] [--timeout 900] [--only NAME]
 """
 from __future__ import annotations

@@ -46,7 +46,7 @@ def test_limited_bandwidth_runs_agree(path, topology, config):
     """Outputs drain to DRAM word for word everywhere. On stride-1 layers the read streams, the
     refetches and the stalls agree within 5%; on strided layers SCALE-Sim's buffers find some reused
     input words through duplicate addresses in the im2col stream, which a count of the stream's
-    positions cannot see (see the note in benchmarks/scalesim_crosscheck.py)."""
+    positions cannot see (benchmarks/scalesim_crosscheck.py explains the differences)."""
     _, rows = _compare(path, topology, config)
     for layer, r, m in rows:
         assert m["dram_ofmap_writes"] == pytest.approx(r["dram_ofmap_writes"], rel=0.01)
