@@ -63,7 +63,7 @@ def block_maps(masks: np.ndarray, block: int) -> np.ndarray:
     return padded.reshape(t, hb, block, wb, block).any(axis=(2, 4))
 
 
-def input_coverage(maps: np.ndarray, block: int, layer: pd.Series) -> np.ndarray:
+def input_coverage(maps: np.ndarray, block: int, layer: pd.Series) -> np.ndarray | None:
     """Input pixels the active blocks read, halos shared where blocks touch: (T,) counts."""
     if layer["op"] == "conv_transpose2d":          # scatter-style: no simple footprint, no sharing
         return None
@@ -79,7 +79,7 @@ def input_coverage(maps: np.ndarray, block: int, layer: pd.Series) -> np.ndarray
 
 def systolic_config(hw: Hardware, backing: int = 0) -> SystolicConfig:
     """A systolic description as the simulator's array: its buffer split evenly between the three
-    operands, stationary weights double-buffered. Weights come from DRAM; inputs and outputs from
+    operands, stationary weights double-buffered, partial sums accumulated on chip. Weights come from DRAM; inputs and outputs from
     the layer's backing level (the buffer itself where the layer's working set fits, as in the cost
     model). Operands that share a level share its channel."""
     buffer = hw.level("buffer")
@@ -87,16 +87,19 @@ def systolic_config(hw: Hardware, backing: int = 0) -> SystolicConfig:
     per_cycle = [lv.bandwidth / hw.word_bytes / hw.clock_hz for lv in hw.levels]
     return SystolicConfig(rows=hw.rows, cols=hw.cols, dataflow="ws", sram_words=(words, words, words),
                           bandwidth=(per_cycle[backing], per_cycle[0], per_cycle[backing]),
-                          shared_channel=backing == 0, preload_overlap=True)
+                          shared_channel=backing == 0, preload_overlap=True, accumulate=True)
 
 
 @lru_cache(maxsize=65536)
-def _gemm_cycles(g: Gemm, cfg: SystolicConfig) -> tuple[float, dict[str, float], float, float]:
+def _gemm_cycles(g: Gemm, cfg: SystolicConfig, on_chip: bool) -> tuple[float, dict[str, float], float, float]:
+    """(cycles, stalls by cause, DRAM words, buffer words) of one GEMM; `on_chip`: inputs and outputs
+    live in the buffer level (only the weights cross DRAM)."""
     r = simulate_gemm(g, cfg)
     fill = r.overall_cycles - r.total_cycles
     stalls = {"dram_bandwidth": float(r.stall_cycles), "first_fill_last_drain": float(fill)}
-    dram = sum(r.dram_reads.values()) + sum(r.dram_writes.values())
-    sram = sum(r.sram_reads.values()) + sum(r.sram_writes.values())
+    activations = r.dram_reads["ifmap"] + r.dram_writes["ofmap"]
+    dram = r.dram_reads["filter"] + (0 if on_chip else activations)
+    sram = sum(r.sram_reads.values()) + sum(r.sram_writes.values()) + (activations if on_chip else 0)
     return float(r.overall_cycles), stalls, float(dram), float(sram)
 
 
@@ -115,7 +118,7 @@ def _systolic(layer: pd.Series, geo: Geometry, hw: Hardware, work, block: int | 
         per_block = float(geo.tile_in_elems(np.array(float(block))).item())
         blocks = np.asarray(work.blocks).reshape(-1)
         streams = blocks * per_block if cover is None else cover * float(geo.cin.item())
-    out = [_gemm_cycles(Gemm(int(m), k, cout, ifmap_stream=int(s)), cfg) for m, s in zip(ms, streams)]
+    out = [_gemm_cycles(Gemm(int(m), k, cout, ifmap_stream=int(s)), cfg, cfg_level > 0) for m, s in zip(ms, streams)]
     streaming, indexed = overhead_bytes(geo, hw, work)
     over = np.asarray(streaming + indexed).reshape(-1) / hw.levels[cfg_level].bandwidth * hw.clock_hz
     cycles = np.array([o[0] for o in out]) + over
@@ -211,8 +214,13 @@ def _select_layers(layers: pd.DataFrame, names: Sequence[str] | None) -> pd.Data
     return pd.concat(keep).drop_duplicates("id").sort_values("id")
 
 
+SHARED_COSTS = ("overhead", "launch")   # charged the same way by the cost model: never the cause of a gap
+
+
 def _main_cause(row: pd.Series, causes: list[str]) -> str:
+    """The largest stall the cost model does not also charge."""
     values = {c[len("stall_"):-len("_s")]: row[c] for c in causes if pd.notna(row[c])}
+    values = {k: v for k, v in values.items() if k not in SHARED_COSTS}
     if not values:
         return ""
     cause, value = max(values.items(), key=lambda kv: kv[1])

@@ -37,6 +37,8 @@ class SystolicConfig:
     preload_overlap: bool = False     # the stationary operand is double-buffered (TPU, Gemmini)
     sets_per_buffer: int = 100        # read-buffer bookkeeping granularity (SCALE-Sim: 1/100 of it)
     limited_bandwidth: bool = True    # False: SCALE-Sim's CALC mode, no stalls (bandwidth is an output)
+    accumulate: bool = False          # partial sums stay in the output buffer across row folds where a
+                                      # column fold's outputs fit (Gemmini's accumulator); SCALE-Sim spills
     run_ahead: bool = False           # SCALE-Sim's read prefetches: back to back from cycle 0, whether or
                                       # not the buffer has room (else a half is refetched once it is freed)
 
@@ -168,6 +170,8 @@ def _folds(g: Gemm, cfg: SystolicConfig) -> _Folds:
         k_rows = np.maximum(np.minimum(R, g.k - np.arange(len(ru)) * R), 0)   # ifmap columns SCALE-Sim reads
         reads = {"ifmap": t * k_rows[fr] * (m_keep / n_keep), "filter": rows * cols}
         writes = outputs = t * cols
+        if cfg.accumulate and t * C <= cfg.sram_words[2]:     # only a column fold's last row fold leaves
+            outputs = np.where(fr == len(ru) - 1, outputs, 0)
         phase = {"filter": (0 * load, R + 0 * load), "ifmap": (load, t + R - 1 + 0 * load),
                  "ofmap": (load + R - 1, t + C - 1 + 0 * load)}
         streams = {"ifmap": _diagonal_stream(np.maximum(k_rows, 1), t, R, fr),
