@@ -135,7 +135,7 @@ def _spatial(layer, geo, hw, work, block, maps, schedule) -> dict[str, np.ndarra
         shape = (block, block)
     r = simulate_spatial(geo, hw, work, shape, maps, schedule)
     return {"seconds": r.seconds, "stalls": {k: v / hw.clock_hz for k, v in r.stalls.items()},
-            "dram_words": r.dram_words, "buffer_words": r.buffer_words}
+            "dram_words": r.dram_words, "buffer_words": r.buffer_words, "backing": _backing_kind(geo, hw, work)}
 
 
 def _gpu(layer, geo, hw, work, block, maps, schedule) -> dict[str, np.ndarray]:
@@ -143,18 +143,25 @@ def _gpu(layer, geo, hw, work, block, maps, schedule) -> dict[str, np.ndarray]:
     n = max(np.size(r.seconds), 1)
     flat = lambda a: np.broadcast_to(a, np.shape(r.seconds)).reshape(n)  # noqa: E731
     return {"seconds": flat(r.seconds), "stalls": {k: flat(v) for k, v in r.stalls.items()},
-            "dram_words": flat(r.dram_bytes) / hw.word_bytes, "buffer_words": None}
+            "dram_words": flat(r.dram_bytes) / hw.word_bytes, "buffer_words": None,
+            "backing": _backing_kind(geo, hw, work)}
+
+
+def _backing_kind(geo: Geometry, hw: Hardware, work) -> str:
+    """The memory kind a layer's tensors live in (L2 or the global buffer where they fit, else DRAM)."""
+    return hw.levels[int(np.asarray(backing_level(geo, hw, work)).reshape(-1)[0])].kind
 
 
 def _energy(geo: Geometry, hw: Hardware, table: EnergyTable, work, dram_words: np.ndarray,
-            buffer_words: np.ndarray | None) -> np.ndarray:
-    """The simulator's accesses priced with the cost model's energy table; the register file and
+            buffer_words: np.ndarray | None, backing: str = "dram") -> np.ndarray:
+    """The simulator's accesses priced with the cost model's energy table: its backing-level traffic
+    at the level the layer lives in, its buffer accesses at the buffer; the register file and
     interconnect are charged per MAC as the cost model does (the simulators do not count them)."""
     bits = 8 * hw.word_bytes
     inner = inner_accesses(geo, hw, work)
     flat = lambda a: np.broadcast_to(a, np.shape(work.macs)).reshape(-1)  # noqa: E731
     e = flat(work.macs * table.mac(hw.dtype))
-    e = e + dram_words * bits * table.mean_per_bit("dram")
+    e = e + dram_words * bits * table.mean_per_bit(backing)
     if buffer_words is None:
         buffer_words = flat(sum(inner["buffer"].values()))
     e = e + buffer_words * bits * table.mean_per_bit("buffer")
@@ -183,7 +190,8 @@ def simulate_layer(layer: pd.Series, masks: np.ndarray, hw: Hardware, table: Ene
     dense_out = run(layer, geo, hw, dense, None, None, schedule)
     frame = {"active_blocks": wl.active_blocks.reshape(-1), "total_blocks": int(wl.total_blocks[0, 0]),
              "sim_s": sparse_out["seconds"], "sim_dense_s": float(np.asarray(dense_out["seconds"]).reshape(-1)[0]),
-             "sim_energy_pj": _energy(geo, hw, table, work, sparse_out["dram_words"], sparse_out["buffer_words"]),
+             "sim_energy_pj": _energy(geo, hw, table, work, sparse_out["dram_words"], sparse_out["buffer_words"],
+                                      sparse_out.get("backing", "dram")),
              **{f"stall_{k}_s": np.asarray(v).reshape(-1) for k, v in sparse_out["stalls"].items()}}
     return pd.DataFrame(frame)
 
