@@ -192,7 +192,12 @@ def simulate_layer(layer: pd.Series, masks: np.ndarray, hw: Hardware, table: Ene
              "sim_s": sparse_out["seconds"], "sim_dense_s": float(np.asarray(dense_out["seconds"]).reshape(-1)[0]),
              "sim_energy_pj": _energy(geo, hw, table, work, sparse_out["dram_words"], sparse_out["buffer_words"],
                                       sparse_out.get("backing", "dram")),
+             "sim_utilisation": np.asarray(work.macs).reshape(-1) / (hw.peak_macs_per_s * sparse_out["seconds"]),
+             "sim_backing_level": sparse_out.get("backing", "dram"),
+             "sim_backing_words": sparse_out["dram_words"],
              **{f"stall_{k}_s": np.asarray(v).reshape(-1) for k, v in sparse_out["stalls"].items()}}
+    if sparse_out["buffer_words"] is not None:
+        frame["sim_buffer_words"] = sparse_out["buffer_words"]
     return pd.DataFrame(frame)
 
 

@@ -28,6 +28,8 @@ def test_simulate_a_trace_beside_the_analytical_model(small_trace, tmp_path, cap
     assert (rows["sim_s"] > 0).all() and (rows["analytical_s"] > 0).all()
     stalls = rows.filter(like="stall_")
     assert (stalls >= 0).all().all()
+    assert rows["sim_utilisation"].between(0, 1).all() and (rows["sim_backing_words"] > 0).all()
+    assert set(rows["sim_backing_level"]) <= {"dram", "l2", "buffer"}
     summary = pd.read_parquet(tmp_path / "sim.summary.parquet")
     assert set(summary["hw"]) == {"tpu-v1", "eyeriss", "h100"}
     layers = pd.read_parquet(tmp_path / "sim.layers.parquet")
