@@ -125,7 +125,8 @@ def _systolic(layer: pd.Series, geo: Geometry, hw: Hardware, work, block: int | 
     stalls = {key: np.array([o[1][key] for o in out]) for key in out[0][1]}
     stalls["overhead"] = over + np.zeros_like(cycles)
     return {"seconds": cycles / hw.clock_hz, "stalls": {k: v / hw.clock_hz for k, v in stalls.items()},
-            "dram_words": np.array([o[2] for o in out]), "buffer_words": np.array([o[3] for o in out])}
+            "dram_words": np.array([o[2] for o in out]), "buffer_words": np.array([o[3] for o in out]),
+            "kernel_level": "dram"}
 
 
 def _spatial(layer, geo, hw, work, block, maps, schedule) -> dict[str, np.ndarray]:
@@ -135,7 +136,7 @@ def _spatial(layer, geo, hw, work, block, maps, schedule) -> dict[str, np.ndarra
         shape = (block, block)
     r = simulate_spatial(geo, hw, work, shape, maps, schedule)
     return {"seconds": r.seconds, "stalls": {k: v / hw.clock_hz for k, v in r.stalls.items()},
-            "dram_words": r.dram_words, "buffer_words": r.buffer_words, "backing": _backing_kind(geo, hw, work)}
+            "dram_words": r.dram_words, "buffer_words": r.buffer_words}
 
 
 def _gpu(layer, geo, hw, work, block, maps, schedule) -> dict[str, np.ndarray]:
@@ -143,8 +144,7 @@ def _gpu(layer, geo, hw, work, block, maps, schedule) -> dict[str, np.ndarray]:
     n = max(np.size(r.seconds), 1)
     flat = lambda a: np.broadcast_to(a, np.shape(r.seconds)).reshape(n)  # noqa: E731
     return {"seconds": flat(r.seconds), "stalls": {k: flat(v) for k, v in r.stalls.items()},
-            "dram_words": flat(r.dram_bytes) / hw.word_bytes, "buffer_words": None,
-            "backing": _backing_kind(geo, hw, work)}
+            "dram_words": flat(r.dram_bytes) / hw.word_bytes, "buffer_words": None}
 
 
 def _backing_kind(geo: Geometry, hw: Hardware, work) -> str:
@@ -153,15 +153,18 @@ def _backing_kind(geo: Geometry, hw: Hardware, work) -> str:
 
 
 def _energy(geo: Geometry, hw: Hardware, table: EnergyTable, work, dram_words: np.ndarray,
-            buffer_words: np.ndarray | None, backing: str = "dram") -> np.ndarray:
-    """The simulator's accesses priced with the cost model's energy table: its backing-level traffic
-    at the level the layer lives in, its buffer accesses at the buffer; the register file and
+            buffer_words: np.ndarray | None, backing: str, kernel_level: str) -> np.ndarray:
+    """The simulator's accesses priced with the cost model's energy table: the kernel's traffic at the
+    level it crosses (`kernel_level`), the skipping overheads' at the level the layer lives in
+    (`backing`), buffer accesses at the buffer; the register file and
     interconnect are charged per MAC as the cost model does (the simulators do not count them)."""
     bits = 8 * hw.word_bytes
     inner = inner_accesses(geo, hw, work)
     flat = lambda a: np.broadcast_to(a, np.shape(work.macs)).reshape(-1)  # noqa: E731
+    streaming, indexed = overhead_bytes(geo, hw, work)       # mask reduction, gather, scatter, metadata
     e = flat(work.macs * table.mac(hw.dtype))
-    e = e + dram_words * bits * table.mean_per_bit(backing)
+    e = e + dram_words * bits * table.mean_per_bit(kernel_level)
+    e = e + flat(streaming + indexed) / hw.word_bytes * bits * table.mean_per_bit(backing)
     if buffer_words is None:
         buffer_words = flat(sum(inner["buffer"].values()))
     e = e + buffer_words * bits * table.mean_per_bit("buffer")
@@ -186,14 +189,15 @@ def simulate_layer(layer: pd.Series, masks: np.ndarray, hw: Hardware, table: Ene
                        wl.total_blocks[:, None, :].astype(float))
     dense = dense_work(geo)
     run = SIMULATORS[hw.kind]
+    backing = _backing_kind(geo, hw, work)
     sparse_out = run(layer, geo, hw, work, block, maps, schedule)
     dense_out = run(layer, geo, hw, dense, None, None, schedule)
     frame = {"active_blocks": wl.active_blocks.reshape(-1), "total_blocks": int(wl.total_blocks[0, 0]),
              "sim_s": sparse_out["seconds"], "sim_dense_s": float(np.asarray(dense_out["seconds"]).reshape(-1)[0]),
              "sim_energy_pj": _energy(geo, hw, table, work, sparse_out["dram_words"], sparse_out["buffer_words"],
-                                      sparse_out.get("backing", "dram")),
+                                      backing, sparse_out.get("kernel_level", backing)),
              "sim_utilisation": np.asarray(work.macs).reshape(-1) / (hw.peak_macs_per_s * sparse_out["seconds"]),
-             "sim_backing_level": sparse_out.get("backing", "dram"),
+             "sim_backing_level": sparse_out.get("kernel_level", backing),
              "sim_backing_words": sparse_out["dram_words"],
              **{f"stall_{k}_s": np.asarray(v).reshape(-1) for k, v in sparse_out["stalls"].items()}}
     if sparse_out["buffer_words"] is not None:

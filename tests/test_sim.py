@@ -163,3 +163,21 @@ def test_simulation_is_deterministic():
     mask = rng.random((3, 32, 32)) < 0.05
     for hw in HW_KINDS:
         pd.testing.assert_frame_equal(_sim(hw, mask), _sim(hw, mask))
+
+
+def test_a_scratchpad_too_small_for_the_filter_row_spills_partial_sums():
+    from dataclasses import replace
+
+    from sparsesim.cost.traffic import sparse_work
+    from sparsesim.sim import simulate_spatial
+    hw = hardware.load("eyeriss")
+    big = replace(hw, levels=tuple(replace(lv, size_bytes=lv.size_bytes * 1000) if lv.kind == "rf" else lv
+                                   for lv in hw.levels))
+    geo = Geometry.from_layers(pd.DataFrame([conv_layer(cin=128, cout=32, h=32, w=32)]))
+    maps = np.ones((1, 8, 8), bool)
+    b = np.array(4.0).reshape(1, 1, 1)
+    work = sparse_work(geo, b, np.full((1, 1, 1), 64.0), np.full((1, 1, 1), 1024.0), np.full((1, 1, 1), 64.0))
+    small_spad, large_spad = (simulate_spatial(geo, h, work, (4, 4), maps) for h in (hw, big))
+    # 3 x 128 x 16 filter words per PE against a 256-word scratchpad: 24 chunks, so the 4 x 4 x 16 partial
+    # sums of each of the 64 blocks x 2 channel groups go out and back 23 more times
+    assert small_spad.buffer_words[0] - large_spad.buffer_words[0] == pytest.approx(64 * 2 * 23 * 2 * 16 * 16, rel=1e-9)

@@ -7,6 +7,8 @@ it computes one B x B output block, every PE sliding its filter row along B outp
 Eyeriss maps work to sets at compile time: with the `static` schedule each set owns a contiguous
 range of the layer's blocks (raster order), so a mask whose active blocks cluster in one region keeps
 one set busy while the others idle (load imbalance); `dynamic` deals active blocks to free sets.
+A PE's scratchpad holds its filter row for the unit's input channels when it can; otherwise the
+channels go in chunks and partial sums spill to the global buffer and back once per extra chunk.
 Each set is fed by the global buffer over the NoC at an even share of its bandwidth, and the layer's
 DRAM traffic (the cost model's) overlaps compute through double buffering. The dense baseline is the
 same machine with every block active.
@@ -70,6 +72,12 @@ def simulate_spatial(geo: Geometry, hw: Hardware, w: Work, block: tuple[int, int
     fill = (kh + e - 1) * passes                              # partial sums down the set, per unit
     tile_in = float(geo.tile_in_elems(np.array(float(max(bh, bw)))).item()) * min(bh, bw) / max(bh, bw)
     words = tile_in + bh * bw * cout_unit + cin_per_group * cout_unit * kh * kw   # inputs, psums out, weights
+    # a PE holds its filter row for every input channel of the unit only if its scratchpad can: else
+    # the channels go in chunks and the partial sums leave and come back once per extra chunk
+    rf = hw.level("rf")
+    spad = rf.size_bytes / hw.units / hw.word_bytes if rf is not None and not rf.shared else np.inf
+    chunks = max(int(np.ceil(kw * cin_per_group * cout_unit / spad)), 1) if np.isfinite(spad) else 1
+    words += (chunks - 1) * 2 * bh * bw * cout_unit
     noc_share = hw.level("buffer").bandwidth / hw.word_bytes / hw.clock_hz / sets
     per_unit = max(compute, words / noc_share) + fill
     t = block_maps.shape[0]
