@@ -157,6 +157,13 @@ def _fold_grid(n_outer: int, n_inner: int) -> tuple[np.ndarray, np.ndarray]:
     return fc.ravel(), fr.ravel()
 
 
+def _stationary_load(folds: int, cfg: SystolicConfig) -> np.ndarray:
+    """Cycles each fold spends loading its stationary operand (R rows): every fold, or only the first
+    where the next fold's operand loads behind the current one (double-buffered PEs)."""
+    first = np.arange(folds) == 0
+    return np.where(first | (not cfg.preload_overlap), cfg.rows, 0)
+
+
 def _folds(g: Gemm, cfg: SystolicConfig) -> _Folds:
     R, C = cfg.rows, cfg.cols
     n_keep, m_keep = g.sparsity
@@ -164,8 +171,7 @@ def _folds(g: Gemm, cfg: SystolicConfig) -> _Folds:
         ru, cu = _used(g.k_stored, R), _used(g.n, C)
         fc, fr = _fold_grid(len(cu), len(ru))
         rows, cols, t = ru[fr], cu[fc], g.m
-        first = np.arange(len(fc)) == 0
-        load = np.where(first | (not cfg.preload_overlap), R, 0)
+        load = _stationary_load(len(fc), cfg)
         cycles = load + R + C + t - 2
         k_rows = np.maximum(np.minimum(R, g.k - np.arange(len(ru)) * R), 0)   # ifmap columns SCALE-Sim reads
         reads = {"ifmap": t * k_rows[fr] * (m_keep / n_keep), "filter": rows * cols}
@@ -193,8 +199,7 @@ def _folds(g: Gemm, cfg: SystolicConfig) -> _Folds:
         ru, cu = _used(g.k, R), _used(g.m, C)
         fc, fr = _fold_grid(len(cu), len(ru))
         rows, cols, t = ru[fr], cu[fc], g.n
-        first = np.arange(len(fc)) == 0
-        load = np.where(first | (not cfg.preload_overlap), R, 0)
+        load = _stationary_load(len(fc), cfg)
         cycles = load + R + C + t - 2
         reads = {"ifmap": rows * cols, "filter": t * rows}
         writes = outputs = t * cols
