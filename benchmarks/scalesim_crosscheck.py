@@ -1,7 +1,7 @@
 """sparsesim's systolic simulator beside SCALE-Sim 3.0.0 on dense conv layers: ResNet-18's convs at
 224 x 224 and a 3x3 64->64 layer at 128 x 128, on 32x32 and 128x128 arrays, weight- and
 output-stationary, with a 10 word/cycle DRAM (SCALE-Sim's USER bandwidth mode) and without a limit
-(CALC mode), plus SCALE-Sim's 2:4 weight-sparse mode on three layers.
+(CALC mode), input-stationary on two layers, plus SCALE-Sim's 2:4 weight-sparse mode on three layers.
 
 SCALE-Sim needs numpy<2, so it runs in its own venv (made on first use at benchmarks/.venv-scalesim,
 or --scalesim-python) through benchmarks/scalesim/run_one.py. Its results are cached as JSON under
@@ -115,6 +115,10 @@ def write_inputs() -> list[tuple[str, str]]:
                 cfg = f"a{array}_{df}_{tag}"
                 (INPUTS / f"{cfg}.cfg").write_text(config_text(cfg, array, df, mode, False))
                 pairs += [(layer, cfg) for layer in LAYERS]
+    for mode, tag in (("USER", "user10"), ("CALC", "calc")):     # input-stationary on the small layers
+        cfg = f"a32_is_{tag}"
+        (INPUTS / f"{cfg}.cfg").write_text(config_text(cfg, 32, "is", mode, False))
+        pairs += [(layer, cfg) for layer in ("l2_proj1x1", "l3_proj1x1")]
     for mode, tag in (("USER", "user10"), ("CALC", "calc")):
         cfg = f"a32_ws_{tag}_sparse"
         (INPUTS / f"{cfg}.cfg").write_text(config_text(cfg, 32, "ws", mode, True))

@@ -73,7 +73,7 @@ class Gemm:
     def k_stored(self) -> int:
         """Rows of the (compressed) weight matrix the array holds."""
         n, m = self.sparsity
-        return self.k if n == m else math.ceil(self.k / m) * n
+        return self.k if n == m else n * (self.k // m) + min(n, self.k % m)   # a partial block keeps up to n
 
 
 @dataclass(frozen=True)
