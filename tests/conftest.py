@@ -35,3 +35,12 @@ def video_64(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("videos") / "square64.mp4"
     video.encode(path, moving_square(6, size=(64, 64)))
     return path
+
+
+@pytest.fixture(scope="session")
+def small_trace(tmp_path_factory, small_video) -> Path:
+    """An MTCNN P-Net trace of the small video (5 layers x 10 frames); tests read it, never write it."""
+    from sparsesim.cli import main
+    path = tmp_path_factory.mktemp("trace") / "t"
+    assert main(["trace", str(small_video), "--model", "mtcnn-pnet", "--threshold", "0.05", "-o", str(path), "-q"]) == 0
+    return path

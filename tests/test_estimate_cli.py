@@ -7,13 +7,6 @@ import pytest
 from sparsesim.cli import main
 
 
-@pytest.fixture(scope="module")
-def small_trace(tmp_path_factory, small_video):
-    path = tmp_path_factory.mktemp("trace") / "t"
-    assert main(["trace", str(small_video), "--model", "mtcnn-pnet", "--threshold", "0.05", "-o", str(path), "-q"]) == 0
-    return path
-
-
 def test_estimate_writes_rows_layers_and_summary(small_trace, tmp_path, capsys):
     out = tmp_path / "est.parquet"
     assert main(["estimate", str(small_trace), "--hw", "h100,eyeriss", "--block", "1,4,8", "-o", str(out)]) == 0

@@ -11,13 +11,6 @@ from sparsesim.cli import main
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "scalesim"
 
 
-@pytest.fixture(scope="module")
-def small_trace(tmp_path_factory, small_video):
-    path = tmp_path_factory.mktemp("trace") / "t"
-    assert main(["trace", str(small_video), "--model", "mtcnn-pnet", "--threshold", "0.05", "-o", str(path), "-q"]) == 0
-    return path
-
-
 def test_simulate_a_trace_beside_the_analytical_model(small_trace, tmp_path, capsys):
     out = tmp_path / "sim.parquet"
     assert main(["simulate", str(small_trace), "--hw", "tpu-v1,eyeriss,h100", "--block", "4", "-q", "-o", str(out)]) == 0
