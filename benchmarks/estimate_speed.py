@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from sparsesim.estimating import EstimateOptions, run_estimate
+from sparsesim.cost.run import EstimateOptions, run_estimate
 
 
 def main() -> None:

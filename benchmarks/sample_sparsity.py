@@ -15,8 +15,8 @@ import pandas as pd
 import torch
 
 from sparsesim import trace
-from sparsesim.gates import GateConfig
-from sparsesim.tracer import TraceOptions, trace_video
+from sparsesim.trace.gates import GateConfig
+from sparsesim.trace.tracer import TraceOptions, trace_video
 
 
 def summarise(t: trace.Trace) -> dict:

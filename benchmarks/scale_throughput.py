@@ -11,10 +11,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from sparsesim import video
-from sparsesim.gates import GateConfig
-from sparsesim.scale import sweep, trace_many
-from sparsesim.tracer import TraceOptions
+from sparsesim.trace import video
+from sparsesim.trace.gates import GateConfig
+from sparsesim.distributed.sweep import sweep
+from sparsesim.distributed.tracing import trace_many
+from sparsesim.trace.tracer import TraceOptions
 
 SAMPLES = ("carphone_pristine", "bikes", "bigbuckbunny")
 HW = ["h100", "a100", "orin", "cpu", "eyeriss", "tpu-v1"]

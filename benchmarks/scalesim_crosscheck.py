@@ -40,7 +40,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sparsesim.sim import scalesim
+from sparsesim.interop import scalesim
 
 HERE = Path(__file__).resolve().parent
 INPUTS = HERE / "scalesim"

@@ -11,8 +11,8 @@ import time
 
 import pandas as pd
 
-from sparsesim.estimating import EstimateOptions, run_estimate
-from sparsesim.simulating import SimulateOptions, run_simulate
+from sparsesim.cost.run import EstimateOptions, run_estimate
+from sparsesim.sim import SimulateOptions, run_simulate
 
 HW = ["h100", "a100", "orin", "eyeriss", "tpu-v1", "gemmini"]
 

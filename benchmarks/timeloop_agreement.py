@@ -13,8 +13,8 @@ import pandas as pd
 
 from sparsesim import hardware
 from sparsesim.cost.elementwise import DataSpaceSparsity, elementwise_costs
-from sparsesim.cost.geometry import Geometry
-from sparsesim.timeloop import parse_stats
+from sparsesim.workload import Geometry
+from sparsesim.interop.timeloop import parse_stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from test_timeloop import alexnet_layer3_batch4, vgg02_layer5  # noqa: E402  (the same layer shapes as the tests)

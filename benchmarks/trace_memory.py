@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sparsesim import video
+from sparsesim.trace import video
 
 CHILD = """
 import resource, sys, torch

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
-from sparsesim import models, video
-from sparsesim.gates import GateConfig
-from sparsesim.tracer import TraceOptions, to_tensor, trace_video
+from sparsesim.trace import models, video
+from sparsesim.trace.gates import GateConfig
+from sparsesim.trace.tracer import TraceOptions, to_tensor, trace_video
 
 
 def dense_run(path: Path, model_name: str) -> int:

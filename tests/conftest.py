@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sparsesim import video
+from sparsesim.trace import video
 
 torch.set_num_threads(1)  # steadier timings and bit-stable results on a 2-core machine
 

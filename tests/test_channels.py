@@ -9,10 +9,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from sparsesim import trace
-from sparsesim.channels import channel_masks
+from sparsesim.trace.channels import channel_masks
 from sparsesim.cli import main
-from sparsesim.gates import GateConfig
-from sparsesim.skipconv import GatedModel, record_dataflow
+from sparsesim.trace.gates import GateConfig
+from sparsesim.trace.skipconv import GatedModel, record_dataflow
 
 
 class Handmade(nn.Module):

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from sparsesim import trace, video
+from sparsesim import trace
+from sparsesim.trace import video
 from sparsesim.cli import main
 
 from conftest import moving_square

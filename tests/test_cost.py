@@ -10,9 +10,10 @@ from hypothesis import strategies as st
 
 from sparsesim import hardware, workload
 from sparsesim.cost import estimate
-from sparsesim.cost.geometry import Geometry
+from sparsesim.workload import Geometry
 from sparsesim.cost.latency import latency
-from sparsesim.cost.traffic import backing_traffic, dense_work, sparse_work
+from sparsesim.workload import dense_work, sparse_work
+from sparsesim.workload.traffic import _backing_traffic as backing_traffic
 
 HW = ["h100", "a100", "orin", "cpu", "eyeriss", "tpu-v1", "gemmini"]
 

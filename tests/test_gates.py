@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from sparsesim.errors import SparsesimError
-from sparsesim.gates import GateConfig, block_union, receptive_mean, residual_gate
+from sparsesim.trace.gates import GateConfig, block_union, receptive_mean, residual_gate
 
 
 @settings(max_examples=60, deadline=None)

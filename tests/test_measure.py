@@ -8,7 +8,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sparsesim import hardware, validate as validate_mod
+from sparsesim import hardware
+from sparsesim.measure import validate as validate_mod
 from sparsesim.cli import main
 from sparsesim.errors import SparsesimError
 from sparsesim.measure import kernels, runner, timing

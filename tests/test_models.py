@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from sparsesim import models, video
+from sparsesim.trace import models, video
 from sparsesim.errors import ModelError
-from sparsesim.gates import GateConfig
-from sparsesim.skipconv import GatedModel
-from sparsesim.tracer import to_tensor
+from sparsesim.trace.gates import GateConfig
+from sparsesim.trace.skipconv import GatedModel
+from sparsesim.trace.tracer import to_tensor
 
 
 def test_registry_lists_both_real_models():

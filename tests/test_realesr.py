@@ -7,9 +7,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sparsesim import models, video
-from sparsesim.models.realesr import weights_file
-from sparsesim.tracer import to_tensor
+from sparsesim.trace import models, video
+from sparsesim.trace.models.realesr import weights_file
+from sparsesim.trace.tracer import to_tensor
 
 
 def independent_forward(x: torch.Tensor) -> torch.Tensor:

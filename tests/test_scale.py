@@ -14,7 +14,8 @@ import psutil
 import pytest
 
 from conftest import moving_square
-from sparsesim import trace, video
+from sparsesim import trace
+from sparsesim.trace import video
 from sparsesim.cli import main
 
 pytestmark = pytest.mark.slow

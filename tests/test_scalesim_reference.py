@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sparsesim.sim import scalesim
+from sparsesim.interop import scalesim
 
 ROOT = Path(__file__).resolve().parents[1] / "benchmarks"
 RUNS = sorted((ROOT / "results" / "scalesim-3.0.0").glob("*.json"))

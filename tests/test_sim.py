@@ -11,12 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sparsesim import hardware
-from sparsesim.cost.geometry import Geometry
+from sparsesim.workload import Geometry
 from sparsesim.cost.latency import latency
-from sparsesim.cost.traffic import dense_work
+from sparsesim.workload import dense_work
 from sparsesim.errors import SparsesimError
 from sparsesim.sim import Gemm, SystolicConfig, simulate_gemm
-from sparsesim.simulating import block_maps, input_coverage, simulate_layer
+from sparsesim.sim import simulate_layer
+from sparsesim.workload import block_map as block_maps, input_coverage
 from test_cost import conv_layer
 
 AMPLE = dict(sram_words=(1 << 30,) * 3, bandwidth=(1e6,) * 3)
@@ -168,7 +169,7 @@ def test_simulation_is_deterministic():
 def test_a_scratchpad_too_small_for_the_filter_row_spills_partial_sums():
     from dataclasses import replace
 
-    from sparsesim.cost.traffic import sparse_work
+    from sparsesim.workload import sparse_work
     from sparsesim.sim import simulate_spatial
     hw = hardware.load("eyeriss")
     big = replace(hw, levels=tuple(replace(lv, size_bytes=lv.size_bytes * 1000) if lv.kind == "rf" else lv

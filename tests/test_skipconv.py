@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from sparsesim.errors import SparsesimError
-from sparsesim.gates import GateConfig
-from sparsesim.skipconv import GatedModel, record_dataflow
+from sparsesim.trace.gates import GateConfig
+from sparsesim.trace.skipconv import GatedModel, record_dataflow
 
 
 class Toy(nn.Module):

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from sparsesim.errors import SparsesimError
-from sparsesim.timeloop import parse_stats
+from sparsesim.interop.timeloop import parse_stats
 
 REFERENCE = Path(__file__).resolve().parent / "data" / "timeloop-reference"  # copies of the shared fixtures
 DENSE_STATS = REFERENCE / "vgg02-layer5-dense.stats.txt"
@@ -67,9 +67,10 @@ def test_imported_eyeriss_matches_the_architecture_and_ert():
 
 def test_dense_vgg02_layer5_agrees_with_timeloop():
     from sparsesim import hardware
-    from sparsesim.cost.geometry import Geometry
+    from sparsesim.workload import Geometry
     from sparsesim.cost.latency import latency
-    from sparsesim.cost.traffic import dense_work, energy
+    from sparsesim.cost.energy import energy
+    from sparsesim.workload import dense_work
     reference = parse_stats(DENSE_STATS)
     hw = hardware.load("eyeriss-timeloop")
     geo = Geometry.from_layers(vgg02_layer5())
@@ -91,8 +92,8 @@ def test_export_round_trips_with_the_measured_densities(tmp_path, rife_trace, hw
 
     from sparsesim import trace, workload
     from sparsesim.cli import main
-    from sparsesim.timeloop.arch import components
-    from sparsesim.timeloop.export import densities, read_problem
+    from sparsesim.hardware.timeloop import components
+    from sparsesim.interop.timeloop.export import densities, read_problem
     assert main(["export", "timeloop", str(rife_trace), "--hw", hw, "--block", "8", "--frames", "20",
                  "--layers", "block3.convblock.0.0,block0.conv0.0.0,block3.lastconv", "-o", str(tmp_path)]) == 0
     wl = workload.from_trace(trace.open(rife_trace), [8], 20)
@@ -164,7 +165,7 @@ def alexnet_layer3_batch4():
 def test_sparseloop_gating_example_agrees():
     from sparsesim import hardware
     from sparsesim.cost.elementwise import DataSpaceSparsity, elementwise_costs
-    from sparsesim.cost.geometry import Geometry
+    from sparsesim.workload import Geometry
     reference = parse_stats(GATING_STATS)
     hw = hardware.load("eyeriss-sparseloop")
     table = hardware.energy_table(hw.energy_table)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from sparsesim import trace
 from sparsesim.cli import main
-from sparsesim.uncertainty import CELLS, nested_masks
+from sparsesim.trace.uncertainty import CELLS, nested_masks
 
 
 @settings(max_examples=40, deadline=None)

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..hardware import EnergyTable, Hardware
-from .geometry import Geometry
+from ..workload import Geometry, dense_work, traffic
+from ..workload.traffic import RF_PER_MAC
+from .energy import energy
 from .latency import latency
-from .traffic import RF_PER_MAC, backing_traffic, dense_work, energy
 
 
 @dataclass(frozen=True)
@@ -37,19 +38,20 @@ class DataSpaceSparsity:
 def elementwise_costs(geo: Geometry, hw: Hardware, table: EnergyTable, s: DataSpaceSparsity) -> dict[str, np.ndarray]:
     """Cycles, seconds and energy (total, by level kind) of a dense layer run with element-wise sparsity."""
     work = dense_work(geo)
-    steps = latency(geo, hw, work)
+    moved = traffic(geo, hw, work)
+    steps = latency(geo, hw, work, moved=moved)
     gate = s.inputs if s.gate_on_inputs else 1.0
     compute = steps["t_util"] * gate
     utilisation = steps["t_peak"] / steps["t_util"]             # the PEs the mapping keeps busy
     input_reads = work.macs * RF_PER_MAC[hw.tiling.dataflow].get("inputs", 0)  # not removed by gating
     rf_words_per_s = _input_read_rate(hw) * utilisation
     reads = input_reads / rf_words_per_s
-    _, kernel, _ = backing_traffic(geo, hw, work)
+    kernel = moved.kernel
     density = {"inputs": s.inputs, "weights": s.weights, "outputs": s.outputs}
-    moved = sum(v * (density[k] if k in s.compressed_dram else 1.0) for k, v in kernel.items() if k in density)
-    memory = moved * hw.word_bytes / hw.levels[0].bandwidth
+    compressed = sum(v * (density[k] if k in s.compressed_dram else 1.0) for k, v in kernel.items() if k in density)
+    memory = compressed * hw.word_bytes / hw.levels[0].bandwidth
     seconds = np.maximum.reduce([compute, reads, memory])
-    out = energy(geo, hw, table, work, s.scales())
+    out = energy(geo, hw, table, work, s.scales(), moved)
     return {"seconds": seconds, "cycles": seconds * hw.clock_hz, "macs_actual": work.macs * gate,
             "t_compute": compute, "t_rf_reads": reads, "t_memory": memory, **out}
 
@@ -57,7 +59,7 @@ def elementwise_costs(geo: Geometry, hw: Hardware, table: EnergyTable, s: DataSp
 def _input_read_rate(hw: Hardware) -> float:
     """Words/s the PEs can read inputs from their register files: the input scratchpad's own read
     bandwidth where the architecture says it, else an even share of the register-file level's."""
-    per_pe = dict(hw.rf_read_words).get("inputs")
+    per_pe = dict(getattr(hw.part, "rf_read_words", ())).get("inputs")
     if per_pe is not None:
         return per_pe * hw.units * hw.clock_hz
     rf = hw.level("rf")

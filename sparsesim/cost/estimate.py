@@ -8,11 +8,10 @@ import numpy as np
 import pandas as pd
 
 from ..hardware import EnergyTable, Hardware
-from ..workload import BlockWorkload
-from .geometry import Geometry
+from ..workload import BlockWorkload, Geometry, dense_work, sparse_work, traffic
+from .energy import energy
 from .latency import STEPS, latency
 from .memory import footprint
-from .traffic import dense_work, energy, level_bytes, sparse_work
 
 LEVEL_ENERGY = ("e_dram", "e_l2", "e_buffer", "e_noc", "e_rf", "e_mac")
 BREAK_EVEN_STEPS = 200  # density resolution of the break-even search: 1/200
@@ -26,9 +25,9 @@ class Estimate:
 
 
 def _costs(geo: Geometry, hw: Hardware, table: EnergyTable, work, block) -> dict[str, np.ndarray]:
-    kernel_bytes, _, overhead_bytes = level_bytes(geo, hw, work)
-    return {**latency(geo, hw, work, block), **energy(geo, hw, table, work),
-            "bytes_backing": kernel_bytes + overhead_bytes}
+    moved = traffic(geo, hw, work)   # once: latency and energy read the same traffic
+    return {**latency(geo, hw, work, block, moved), **energy(geo, hw, table, work, moved=moved),
+            "bytes_backing": moved.kernel_bytes + moved.overhead_bytes}
 
 
 def _break_even(geo: Geometry, hw: Hardware, wl: BlockWorkload, dense_latency: np.ndarray) -> np.ndarray:

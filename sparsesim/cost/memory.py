@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..hardware import Hardware
-from .geometry import Geometry
-from .traffic import INDEX_BYTES, fused
+from ..hardware import Hardware, kinds
+from ..workload import INDEX_BYTES, Geometry
 
 
 def footprint(geo: Geometry, hw: Hardware, block: int, active_blocks: np.ndarray, active_pixels: np.ndarray,
@@ -20,7 +19,7 @@ def footprint(geo: Geometry, hw: Hardware, block: int, active_blocks: np.ndarray
     metadata = float((np.ceil(total_blocks / 8) + INDEX_BYTES * active_blocks.max(axis=1)).sum())
     tile_in = geo.tile_in_elems(np.asarray(float(block)))[:, :, 0]
     per_frame = active_blocks * tile_in + active_pixels * geo.cout[:, :, 0]
-    gather = 0.0 if fused(hw) else float(per_frame.max()) * wb
+    gather = 0.0 if kinds.of(hw).fused else float(per_frame.max()) * wb
     dense = weights + activations
     return {"mem_dense_bytes": dense, "mem_state_bytes": state, "mem_metadata_bytes": metadata,
             "mem_gather_bytes": gather, "mem_sparse_bytes": dense + state + metadata + gather}

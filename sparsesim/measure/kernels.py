@@ -6,7 +6,7 @@ and a boolean output mask, the block-sparse layer runs as four steps, each timed
   gather   the residual tiles of the active blocks, halos included ((B-1)*s + d*(k-1) + 1 per side)
   conv     one dense conv over the batch of tiles (no padding: the halo is in the tile)
   scatter  z_t = z_{t-1} + update on the active blocks (clipped at the map's edges)
-These are the same steps the cost model charges (sparsesim.cost.traffic).
+These are the same steps the cost model charges (sparsesim.workload.traffic).
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import SparsesimError
+from ..workload import halo_tile
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class ConvShape:
         return (self.in_w + 2 * self.padding - self.dilation * (self.k - 1) - 1) // self.stride + 1
 
     def tile(self, block: int) -> int:
-        return (block - 1) * self.stride + self.dilation * (self.k - 1) + 1
+        return halo_tile(block, self.k, self.stride, self.dilation)
 
     @classmethod
     def from_layer(cls, layer) -> "ConvShape":

@@ -13,8 +13,8 @@ from tqdm import tqdm
 
 from .. import trace as trace_mod
 from ..atomic import table_path, write_frame
-from ..errors import SparsesimError
-from ..workload import block_counts
+from ..errors import OptionError, SparsesimError, require
+from ..workload import block_map, occupancy
 from .kernels import (ConvShape, LayerState, block_sparse, conv_step, dense_conv, gather_step, make_state,
                       reduce_step, reference, scatter_step)
 from .timing import Timing, time_calls
@@ -40,6 +40,17 @@ class MeasureOptions:
     seed: int = 0
     output: str | None = None
     progress: bool = True
+
+    def validate(self) -> None:
+        require(self.dtype in DTYPES, "dtype", f"must be one of {', '.join(DTYPES)}, got {self.dtype}")
+        require(self.device == "cpu" or self.device.startswith("cuda"), "device",
+                f"must be cpu or cuda, got {self.device}")
+        require(not self.device.startswith("cuda") or torch.cuda.is_available(), "device",
+                "{device} cuda: torch sees no CUDA GPU on this machine")
+        require(self.repeat >= 1, "repeat", f"must be >= 1, got {self.repeat}")
+        require(bool(self.blocks) and min(self.blocks) >= 1, "blocks", f"must be integers >= 1, got {list(self.blocks)}")
+        require(bool(self.densities) and all(0 <= d <= 1 for d in self.densities), "densities",
+                f"must lie in [0, 1], got {list(self.densities)}")
 
 
 @dataclass(frozen=True)
@@ -118,7 +129,7 @@ def cases(options: MeasureOptions) -> list[Case]:
             for density in options.densities:
                 out.append(Case(label, shape, block, "synthetic", block_mask(shape, block, density, rng)))
     if not out:
-        raise SparsesimError("nothing to measure: the trace has no square ungrouped Conv2d layer matching --layers")
+        raise OptionError("layers", "nothing to measure: the trace has no square ungrouped Conv2d layer matching {layers}")
     return out
 
 
@@ -156,11 +167,8 @@ def measure_case(case: Case, options: MeasureOptions, info: dict) -> list[dict]:
     total = sum(timings[("sparse", k)].median_s for k in steps)
     timings[("sparse", "total")] = Timing(total, sum(timings[("sparse", k)].p10_s for k in steps),
                                           sum(timings[("sparse", k)].p90_s for k in steps), options.repeat)
-    hb, wb = -(-shape.out_h // block), -(-shape.out_w // block)
-    active = int(torch.nonzero(torch.nn.functional.max_pool2d(case.mask[None, None].float(), block, block,
-                                                              ceil_mode=True)).shape[0])
-    active_px = int((torch.nn.functional.max_pool2d(case.mask[None, None].float(), block, block, ceil_mode=True)[0, 0]
-                     .numpy() * block_counts(shape.out_h, shape.out_w, block)).sum())
+    hb, wb = block_map(case.mask.numpy()[None], block).shape[1:]
+    active, active_px = (int(v[0]) for v in occupancy(case.mask.numpy()[None], block))
     base = {"layer": case.layer, "source": case.source, **asdict(shape), "out_h": shape.out_h, "out_w": shape.out_w,
             "block": block, "active_blocks": active, "total_blocks": hb * wb, "density": active / (hb * wb),
             "active_pixels": active_px, **info}
@@ -168,15 +176,10 @@ def measure_case(case: Case, options: MeasureOptions, info: dict) -> list[dict]:
 
 
 def run_measure(options: MeasureOptions) -> pd.DataFrame:
-    if options.dtype not in DTYPES:
-        raise SparsesimError(f"--dtype must be one of {', '.join(DTYPES)}, got {options.dtype}")
+    options.validate()
     if options.device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise SparsesimError("--device cuda: torch sees no CUDA GPU on this machine")
         torch.backends.cudnn.allow_tf32 = False      # a fair fp32 baseline
         torch.backends.cuda.matmul.allow_tf32 = False
-    elif options.device != "cpu":
-        raise SparsesimError(f"--device must be cpu or cuda, got {options.device}")
     out = table_path(options.output)
     todo = cases(options)
     info = device_info(options.device, options.dtype)

@@ -16,9 +16,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..cost.geometry import Geometry
-from ..cost.traffic import Work, backing_level, backing_traffic, overhead_bytes
-from ..hardware import Hardware
+from ..hardware import Hardware, kinds
+from ..workload import Geometry, Work, traffic
 
 STREAM_BLOCK_BYTES = 64 * 1024   # bytes one thread block of a streaming kernel moves (assumption: 256 threads x 256 B)
 
@@ -51,32 +50,30 @@ def _waves_time(tiles: np.ndarray, slots: int, tile_s: Callable[[np.ndarray], np
 
 def simulate_gpu(geo: Geometry, hw: Hardware, w: Work) -> GpuResult:
     """Seconds of each layer and frame on a GPU description (arrays broadcast as in the cost model)."""
-    t = hw.tiling
-    slots = hw.units * hw.tiles_per_sm
+    t, p, kind = hw.tiling, hw.part, kinds.of(hw)
+    slots = hw.units * p.tiles_per_sm
     per_sm_macs = hw.peak_macs_per_s / hw.units
     n_tiles_n = np.ceil(geo.cout / t.tile_n)
     m_tiles = np.where(w.blocks > 0, np.ceil(w.padded_pixels / t.tile_m), 0.0)
     tiles = m_tiles * n_tiles_n
-    _, kernel, _ = backing_traffic(geo, hw, w)
-    bandwidth = np.choose(backing_level(geo, hw, w), [lv.bandwidth for lv in hw.levels])
-    kernel_bytes = sum(kernel.values()) * hw.word_bytes
+    moved = traffic(geo, hw, w)
+    bandwidth, kernel_bytes = moved.bandwidth, moved.kernel_bytes
     tile_bytes = kernel_bytes / np.maximum(tiles, 1)
     tile_compute = t.tile_m * t.tile_n * geo.gemm_k / per_sm_macs
     cap = _per_sm_bandwidth(hw)
 
     def tile_s(running: np.ndarray) -> np.ndarray:
-        share = np.minimum(bandwidth / np.minimum(running, hw.units) * np.minimum(hw.tiles_per_sm, running), cap)
+        share = np.minimum(bandwidth / np.minimum(running, hw.units) * np.minimum(p.tiles_per_sm, running), cap)
         return np.maximum(tile_compute, tile_bytes / share)
 
     conv, waves = _waves_time(tiles, slots, tile_s)
-    streaming, indexed = overhead_bytes(geo, hw, w)
-    launches = (4 if w.sparse else 1)
+    streaming, indexed = moved.streaming_bytes, moved.indexed_bytes
     kernel_s = np.where(tiles > 0, conv, 0.0)
     over = _stream_kernel_s(streaming, hw, bandwidth, cap) + \
-        _stream_kernel_s(indexed, hw, np.minimum(bandwidth, hw.gather_bandwidth or np.inf), cap)
-    launch = launches * hw.launch_s
+        _stream_kernel_s(indexed, hw, np.minimum(bandwidth, kind.gather_bandwidth(hw) or np.inf), cap)
+    launch = kind.dispatch_s(hw, kind.launches(w.sparse))
     seconds = kernel_s + over + launch
-    bound = np.maximum(tile_compute, tile_bytes / np.minimum(bandwidth / hw.units * hw.tiles_per_sm, cap))
+    bound = np.maximum(tile_compute, tile_bytes / np.minimum(bandwidth / hw.units * p.tiles_per_sm, cap))
     stalls = {"tail": np.maximum(kernel_s - tiles * bound / slots, 0.0),
               "bandwidth": np.maximum(tiles * (bound - tile_compute) / slots, 0.0),
               "launch": launch + np.zeros_like(seconds), "overhead_kernels": over + np.zeros_like(seconds)}

@@ -19,9 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..cost.geometry import Geometry
-from ..cost.traffic import Work, backing_traffic, overhead_bytes
 from ..hardware import Hardware
+from ..workload import Geometry, Work, traffic
 
 
 @dataclass(frozen=True)
@@ -34,12 +33,15 @@ class SpatialResult:
     idle_pe_fraction: np.ndarray
     buffer_words: np.ndarray     # global-buffer words moved to and from the sets
     dram_words: np.ndarray
+    buffer_by_type: dict[str, np.ndarray]   # the same, by data type (inputs, outputs, weights)
+    dram_by_type: dict[str, np.ndarray]
 
 
 def pe_sets(hw: Hardware, kh: int, rows_per_block: int) -> tuple[int, int]:
     """(PE sets on the array, PE columns one set uses)."""
-    e = min(rows_per_block, hw.cols)
-    return max(hw.rows // kh, 1) * max(hw.cols // e, 1), e
+    rows, cols = hw.part.rows, hw.part.cols
+    e = min(rows_per_block, cols)
+    return max(rows // kh, 1) * max(cols // e, 1), e
 
 
 def set_loads(units: np.ndarray, sets: int, schedule: str) -> np.ndarray:
@@ -77,7 +79,9 @@ def simulate_spatial(geo: Geometry, hw: Hardware, w: Work, block: tuple[int, int
     rf = hw.level("rf")
     spad = rf.size_bytes / hw.units / hw.word_bytes if rf is not None and not rf.shared else np.inf
     chunks = max(int(np.ceil(kw * cin_per_group * cout_unit / spad)), 1) if np.isfinite(spad) else 1
-    words += (chunks - 1) * 2 * bh * bw * cout_unit
+    spill = (chunks - 1) * 2 * bh * bw * cout_unit
+    words += spill
+    unit_words = {"inputs": tile_in, "outputs": bh * bw * cout_unit + spill, "weights": cin_per_group * cout_unit * kh * kw}
     noc_share = hw.level("buffer").bandwidth / hw.word_bytes / hw.clock_hz / sets
     per_unit = max(compute, words / noc_share) + fill
     t = block_maps.shape[0]
@@ -86,19 +90,21 @@ def simulate_spatial(geo: Geometry, hw: Hardware, w: Work, block: tuple[int, int
     busiest = loads.max(axis=1)
     mean = loads.mean(axis=1)
     array_cycles = busiest * per_unit
-    _, kernel, _ = backing_traffic(geo, hw, w)
+    moved = traffic(geo, hw, w)
+    kernel = moved.kernel
     flat = lambda a: np.broadcast_to(a, (1, t, 1)).reshape(-1)  # noqa: E731
     dram_words = flat(sum(kernel.values()))
+    dram_by_type = {k: flat(v) for k, v in kernel.items()}
     dram_cycles = dram_words * hw.word_bytes / hw.levels[0].bandwidth * hw.clock_hz
-    streaming, indexed = overhead_bytes(geo, hw, w)
-    overhead = flat((streaming + indexed) / hw.levels[0].bandwidth * hw.clock_hz)
+    overhead = flat((moved.streaming_bytes + moved.indexed_bytes) / hw.levels[0].bandwidth * hw.clock_hz)
     cycles = np.maximum(array_cycles, dram_cycles) + overhead
     active = units.sum(axis=1)
     stalls = {"load_imbalance": (busiest - mean) * per_unit, "fill_drain": mean * fill,
               "noc_bandwidth": mean * (per_unit - fill - compute),
               "dram_bandwidth": np.maximum(dram_cycles - array_cycles, 0.0), "overhead": overhead}
     busy = active * compute * kh * e
-    idle = 1 - np.where(cycles > 0, busy / np.maximum(cycles * hw.rows * hw.cols, 1), 0.0)
+    idle = 1 - np.where(cycles > 0, busy / np.maximum(cycles * hw.part.rows * hw.part.cols, 1), 0.0)
     return SpatialResult(cycles=cycles, seconds=cycles / hw.clock_hz, sets=sets, busiest=busiest, stalls=stalls,
                          idle_pe_fraction=np.clip(idle, 0.0, 1.0), buffer_words=active * words,
-                         dram_words=dram_words)
+                         dram_words=dram_words, buffer_by_type={k: active * v for k, v in unit_words.items()},
+                         dram_by_type=dram_by_type)

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import SparsesimError
+from .buffers import OPERANDS, Batch, read_batches, run_batches, write_batches
 
 DATAFLOWS = ("ws", "os", "is")
-OPERANDS = ("ifmap", "filter", "ofmap")
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class SystolicResult:
 
 
 @dataclass(frozen=True)
-class _Stream:
+class Stream:
     """An operand's fetch stream (the order its buffer fetches it in) and the range each fold reads."""
     words: float               # words in one pass, null padding excluded
     entries: float             # fetch-matrix entries with SCALE-Sim's null padding (what DRAM lines carry)
@@ -106,7 +106,7 @@ class _Stream:
     reverse: bool = False      # folds read their range last row first (SCALE-Sim flips stationary loads)
 
 
-def _diagonal_stream(used: np.ndarray, t: int, width: int, section: np.ndarray) -> _Stream:
+def _diagonal_stream(used: np.ndarray, t: int, width: int, section: np.ndarray) -> Stream:
     """Sections of t rows x `width` columns (the first used[s] valid) stacked and rolled out along
     anti-diagonals, as SCALE-Sim orders a skewed operand's prefetches; fold i reads section[i], from
     its first row's diagonal to its last row's."""
@@ -119,22 +119,22 @@ def _diagonal_stream(used: np.ndarray, t: int, width: int, section: np.ndarray) 
     starts = np.concatenate([[0], np.cumsum(np.cumsum(per_diag))])   # valid entries before diagonal d
     lo = starts[section * t]
     hi = starts[(section + 1) * t + used[section] - 1]
-    return _Stream(words=float(valid.sum()), entries=float(rows * width), lo=lo.astype(np.float64),
+    return Stream(words=float(valid.sum()), entries=float(rows * width), lo=lo.astype(np.float64),
                    hi=hi.astype(np.float64))
 
 
 def _rowmajor_stream(rows: int, widths: np.ndarray, section: np.ndarray, row_lo: np.ndarray,
-                     row_hi: np.ndarray, padded: int, reverse: bool = False) -> _Stream:
+                     row_hi: np.ndarray, padded: int, reverse: bool = False) -> Stream:
     """Sections of `rows` x widths[s] stacked row-major (no skew); fold i reads rows [row_lo, row_hi)."""
     offsets = np.concatenate([[0], np.cumsum(rows * widths)])
     w = widths[section]
-    return _Stream(words=float(offsets[-1]), entries=float(rows * padded * len(widths)),
+    return Stream(words=float(offsets[-1]), entries=float(rows * padded * len(widths)),
                    lo=(offsets[section] + row_lo * w).astype(np.float64),
                    hi=(offsets[section] + row_hi * w).astype(np.float64), reverse=reverse)
 
 
 @dataclass(frozen=True)
-class _Folds:
+class Folds:
     """Folds in the order the array runs them, with per-fold cycles and per-operand reads/writes."""
     row_used: np.ndarray
     col_used: np.ndarray
@@ -144,7 +144,7 @@ class _Folds:
     outputs: np.ndarray                # output words per fold that reach DRAM
     macs_cycles: np.ndarray            # mapped cells x streamed length (SCALE-Sim's compute cycles)
     phase: dict[str, tuple[np.ndarray, np.ndarray]]   # operand -> (start offset, length) within a fold
-    streams: dict[str, _Stream]
+    streams: dict[str, Stream]
 
 
 def _used(total: int, tile: int) -> np.ndarray:
@@ -164,7 +164,7 @@ def _stationary_load(folds: int, cfg: SystolicConfig) -> np.ndarray:
     return np.where(first | (not cfg.preload_overlap), cfg.rows, 0)
 
 
-def _folds(g: Gemm, cfg: SystolicConfig) -> _Folds:
+def _folds(g: Gemm, cfg: SystolicConfig) -> Folds:
     R, C = cfg.rows, cfg.cols
     n_keep, m_keep = g.sparsity
     if cfg.dataflow == "ws":          # K' on rows, N on columns, M streams
@@ -208,112 +208,10 @@ def _folds(g: Gemm, cfg: SystolicConfig) -> _Folds:
         streams = {"ifmap": _rowmajor_stream(g.k, cu, fc, fr * R, fr * R + rows, C, reverse=True),
                    "filter": _diagonal_stream(ru, t, R, fr)}
     as_float = lambda a: np.broadcast_to(np.asarray(a, np.float64), cycles.shape)  # noqa: E731
-    return _Folds(row_used=rows, col_used=cols, cycles=np.asarray(cycles, np.int64),
+    return Folds(row_used=rows, col_used=cols, cycles=np.asarray(cycles, np.int64),
                   reads={k: as_float(v) for k, v in reads.items()}, writes=as_float(writes),
                   outputs=as_float(outputs), macs_cycles=as_float(rows * cols * t),
                   phase={op: (as_float(a), as_float(b)) for op, (a, b) in phase.items()}, streams=streams)
-
-
-@dataclass(frozen=True)
-class _Batch:
-    """Marks at which an operand's buffer needs its previous DRAM transfer done and starts the next
-    one: a read window slides onto its prefetched half, or an output half fills and drains. Within a
-    fold the marks are evenly spaced, so a fold's marks are one batch, not one event each."""
-    time: float            # nominal cycle of the first mark (without stalls)
-    step: float            # nominal cycles between marks
-    count: int
-    operand: str
-
-
-@dataclass(frozen=True)
-class _Window:
-    """A read buffer's bookkeeping, as SCALE-Sim's read_buffer: the stream is cut into sets of
-    ceil(size / 100) words; the active half covers `active` sets and slides by `slide` sets."""
-    per_set: int
-    sets: int
-    active: int
-    slide: int
-
-    @classmethod
-    def of(cls, stream_words: float, buffer_words: int, sets_per_buffer: int) -> "_Window":
-        per_set = math.ceil(buffer_words / sets_per_buffer)
-        half = math.ceil(buffer_words / 2)
-        sets = int(stream_words // per_set) + 1
-        active = min(math.ceil(half / per_set), sets)
-        slide = min(math.ceil((buffer_words - half) / per_set), sets - active)
-        return cls(per_set, sets, active, slide)
-
-
-def _read_batches(f: _Folds, operand: str, stream: _Stream, scale: float, cfg: SystolicConfig,
-                  starts: np.ndarray, buffer_words: int) -> list[_Batch]:
-    """When the read buffer's window must slide to hold what the folds read.
-
-    A fold reads its range of the stream linearly during its read phase; a range that starts behind
-    the window (a re-read, or the overlap of two sections' diagonals) runs the window around the stream
-    at the fold's start. `scale` maps stream positions to fetched words (1, or unique input words per
-    im2col word)."""
-    win = _Window.of(stream.words * scale, buffer_words, cfg.sets_per_buffer)
-    if win.sets <= win.active or win.slide <= 0:
-        return []
-    n = win.sets
-    offset, length = f.phase[operand]
-    lo_set = np.floor(stream.lo * scale / win.per_set).astype(np.int64)
-    hi_set = np.floor(np.maximum(stream.hi * scale - 1, stream.lo * scale) / win.per_set).astype(np.int64)
-    w = 0
-    batches: list[_Batch] = []
-    for i in range(len(lo_set)):
-        t0 = float(starts[i] + offset[i])
-        if stream.reverse:
-            w = _walk_down(win, w, int(lo_set[i]), int(hi_set[i]), t0, float(length[i]), operand, batches)
-            continue
-        rel_lo = (lo_set[i] - w) % n
-        if rel_lo >= win.active:                       # the fold's first data is not in the window
-            k = -(-(rel_lo - win.active + 1) // win.slide)
-            batches.append(_Batch(t0, 0.0, int(k), operand))
-            w += k * win.slide
-            rel_lo = (lo_set[i] - w) % n
-        rel_hi = rel_lo + (hi_set[i] - lo_set[i])
-        if rel_hi >= win.active:
-            k = -(-(rel_hi - win.active + 1) // win.slide)
-            span = max(rel_hi - rel_lo, 1)
-            batches.append(_Batch(t0 + (win.active - rel_lo) / span * length[i], win.slide / span * length[i],
-                                  int(k), operand))
-            w += int(k) * win.slide
-    return batches
-
-
-def _walk_down(win: "_Window", w: int, lo: int, hi: int, t0: float, length: float, operand: str,
-               batches: list[_Batch]) -> int:
-    """A fold that reads its range from the top down: every set that falls behind the window runs it
-    around the stream once more. Walked set by set (a fold spans tens of sets)."""
-    span = max(hi - lo, 1)
-    for s in range(hi, lo - 1, -1):
-        rel = (s - w) % win.sets
-        if rel >= win.active:
-            k = -(-(rel - win.active + 1) // win.slide)
-            batches.append(_Batch(t0 + (hi - s) / span * length, 0.0, int(k), operand))
-            w += k * win.slide
-    return w
-
-
-def _write_batches(f: _Folds, starts: np.ndarray, buffer_words: int) -> tuple[list[_Batch], float]:
-    """When each half of the output buffer fills (it must drain while the other fills), and the
-    words left for the final drain."""
-    half = buffer_words / 2
-    offset, length = f.phase["ofmap"]
-    produced = np.concatenate([[0.0], np.cumsum(f.outputs)])
-    total = produced[-1]
-    full = int(total // half)
-    # the k-th half fills during fold i when produced[i] < k * half <= produced[i + 1]
-    first = np.ceil(produced[:-1] / half + 1e-12)
-    last = np.floor(produced[1:] / half)
-    batches = []
-    for i in np.nonzero(last >= np.maximum(first, 1))[0]:
-        k0 = max(first[i], 1)
-        rate = length[i] / f.outputs[i]
-        batches.append(_Batch(float(starts[i] + offset[i] + (k0 * half - produced[i]) * rate), half * rate,
-                              int(last[i] - k0 + 1), "ofmap"))
-    return batches, total - full * half
 
 
 def simulate_gemm(g: Gemm, cfg: SystolicConfig) -> SystolicResult:
@@ -329,14 +227,14 @@ def simulate_gemm(g: Gemm, cfg: SystolicConfig) -> SystolicResult:
     words = dict(zip(OPERANDS, cfg.sram_words))
     bw = dict(zip(OPERANDS, cfg.bandwidth))
     scale = {"ifmap": 1.0 if g.ifmap_stream is None else g.ifmap_stream / f.streams["ifmap"].words, "filter": 1.0}
-    batches: list[_Batch] = []
+    batches: list[Batch] = []
     for op in ("ifmap", "filter"):
-        batches += _read_batches(f, op, f.streams[op], scale[op], cfg, starts, words[op])
-    writes, leftover = _write_batches(f, starts, words["ofmap"])
+        batches += read_batches(f, op, f.streams[op], scale[op], cfg, starts, words[op])
+    writes, leftover = write_batches(f, starts, words["ofmap"])
     batches += writes
     chunk = {op: math.ceil((words[op] - math.ceil(words[op] / 2)) / bw[op]) * bw[op] for op in ("ifmap", "filter")}
     chunk["ofmap"] = words["ofmap"] / 2
-    stalls = _run_batches(batches, cfg, {op: chunk[op] / bw[op] for op in OPERANDS}) if cfg.limited_bandwidth \
+    stalls = run_batches(batches, cfg, {op: chunk[op] / bw[op] for op in OPERANDS}) if cfg.limited_bandwidth \
         else {op: 0.0 for op in OPERANDS}
     stall = int(round(sum(stalls.values())))
     fills = {op: min(math.ceil(math.ceil(words[op] / 2) / bw[op]), math.ceil(f.streams[op].entries * scale[op] / bw[op]))
@@ -360,50 +258,9 @@ def simulate_gemm(g: Gemm, cfg: SystolicConfig) -> SystolicResult:
         stalls={f"{op}_bandwidth": int(round(v)) for op, v in stalls.items()})
 
 
-def _passes(f: _Folds, operand: str) -> int:
+def _passes(f: Folds, operand: str) -> int:
     """How many times the folds read the whole of an operand's stream."""
     s = f.streams[operand]
     return max(int(round((s.hi - s.lo).sum() / s.words)), 1)
 
 
-def _run_batches(batches: list[_Batch], cfg: SystolicConfig, transfer: dict[str, float]) -> dict[str, float]:
-    """Walk the marks in time order. At a mark the operand waits for its pending transfer (a read's
-    prefetch half, or the previous output half's drain), then starts the next on its DRAM channel;
-    every stall delays all later marks. Within a batch, marks `step` apart with transfers of L cycles
-    settle to one every max(step, L): closed form, no loop per mark."""
-    shared = cfg.shared_channel
-    free = {op: 0.0 for op in OPERANDS}                   # when each channel is next idle
-    channel = (lambda op: "ifmap") if shared else (lambda op: op)  # noqa: E731
-    pending: dict[str, float | None] = {"ifmap": None, "filter": None, "ofmap": None}
-    for op in ("ifmap", "filter"):                        # the first prefetch half loads from cycle 0
-        if any(b.operand == op for b in batches):
-            start = free[channel(op)]
-            pending[op] = free[channel(op)] = start + transfer[op]
-    stalls = {op: 0.0 for op in OPERANDS}
-    issued = {op: 0 for op in OPERANDS}                   # transfers started so far
-    drained: list[float] = []                             # when the last two output drains end
-    shift = 0.0
-    for b in sorted(batches, key=lambda b: (b.time, OPERANDS.index(b.operand))):
-        L = transfer[b.operand]
-        now = b.time + shift
-        nominal_last = b.time + (b.count - 1) * b.step + shift
-        if cfg.run_ahead and b.operand != "ofmap":
-            # the k-th prefetch has landed at 1 + k (L + 1) however late it was asked for
-            lines = L + 1
-            ready = 1 + (issued[b.operand] + 1) * lines
-            last = max(nominal_last, ready + (b.count - 1) * max(lines, b.step))
-        else:
-            wait = pending[b.operand]
-            if cfg.run_ahead and b.operand == "ofmap":    # SCALE-Sim frees a half when its drain starts
-                wait = drained[-2] if len(drained) > 1 else None
-            first = max(now, wait) if wait is not None else now
-            last = first + (b.count - 1) * max(b.step, L)
-        stall = last - nominal_last
-        start = max(last, free[channel(b.operand)])
-        pending[b.operand] = free[channel(b.operand)] = start + L
-        if b.operand == "ofmap":
-            drained = [start, start + L] if b.count > 1 else [*drained[-1:], start + L]
-        issued[b.operand] += b.count
-        stalls[b.operand] += stall
-        shift += stall
-    return stalls

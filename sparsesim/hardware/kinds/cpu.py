@@ -1,0 +1,49 @@
+"""CPUs: a measured sustained conv rate per core, register-blocked output channels, op dispatch."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...text import si
+from . import Kind, padding, register
+
+
+@dataclass(frozen=True)
+class CpuPart:
+    sustained_flops: float     # measured conv throughput, the realistic roof (FLOP/s)
+    launch_s: float            # per operator dispatch
+    gather_bandwidth: float    # bytes/s of the indexed gather/scatter passes (0: as streaming)
+
+
+class Cpu(Kind):
+    name, section = "cpu", "cpu"
+
+    def parse(self, r) -> CpuPart:
+        c = r.sub(self.section)
+        return CpuPart(sustained_flops=c.get("sustained_tflops", float, positive=True) * 1e12,
+                       launch_s=c.get("op_overhead_us", float, positive=True) * 1e-6,
+                       gather_bandwidth=c.get("gather_gbps", float, 0.0) * 1e9)
+
+    def dispatch_s(self, hw, launches: int) -> float:
+        return launches * hw.part.launch_s
+
+    def gather_bandwidth(self, hw) -> float:
+        return hw.part.gather_bandwidth
+
+    def latency_steps(self, geo, hw, w, block):
+        t = hw.tiling
+        per_unit = hw.peak_macs_per_s / hw.units
+        tiles = np.ceil(w.pixels / t.tile_m) * np.ceil(geo.cout / t.tile_n)
+        busy = np.maximum(np.minimum(tiles, hw.units), 1)
+        sustained = hw.part.sustained_flops / 2 / hw.units   # measured conv throughput per core
+        lanes = np.ceil(geo.cout / t.reuse_n) * t.reuse_n / geo.cout  # output channels fill whole register blocks
+        parallel = w.macs / (busy * per_unit)
+        util = w.macs / (busy * sustained) * lanes
+        return [w.macs / hw.peak_macs_per_s, parallel, util, util * padding(w)]
+
+    def describe(self, hw) -> str:
+        return f"sustained {si(hw.part.sustained_flops, 'FLOP/s')} (measured), {hw.part.launch_s * 1e6:g} µs per op"
+
+
+register(Cpu())

@@ -1,0 +1,38 @@
+"""Spatial arrays (Eyeriss-like row-stationary): PE sets of filter rows x output rows.
+
+Only the PE rows a kernel height fills are busy (t_parallel); an output-row pass fills only as many
+PE columns as the block (or map) has rows (t_util); blocks are scheduled whole (t_occupancy). Eyeriss
+maps work to PE sets at compile time, so its simulator's default schedule is static.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import Kind, padding, register
+from .array import ArrayPart, array_fields, describe_array
+
+
+class Spatial(Kind):
+    name, section, fused, array_network, simulator = "spatial", "array", True, True, "row-stationary-sets"
+    default_schedule = "static"
+
+    def parse(self, r) -> ArrayPart:
+        return ArrayPart(**array_fields(r))
+
+    def array_part(self, rows: int, cols: int, rf_read_words: tuple = ()) -> ArrayPart:
+        return ArrayPart(rows, cols, rf_read_words)
+
+    def latency_steps(self, geo, hw, w, block):
+        rows, cols = hw.part.rows, hw.part.cols
+        rows_used = np.where(geo.kh <= rows, np.floor(rows / geo.kh) * geo.kh, rows) / rows
+        out_rows = geo.out_h if block is None else np.minimum(block, geo.out_h)  # one pass per block
+        cols_used = out_rows / (np.ceil(out_rows / cols) * cols)
+        parallel = w.macs / (hw.peak_macs_per_s * rows_used)
+        util = parallel / cols_used
+        return [w.macs / hw.peak_macs_per_s, parallel, util, util * padding(w)]
+
+    def describe(self, hw) -> str:
+        return describe_array(hw)
+
+
+register(Spatial())

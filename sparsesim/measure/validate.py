@@ -1,0 +1,150 @@
+"""`sparsesim validate`: the cost model's prediction beside each measured kernel time.
+
+Reports relative error per row, median and p90 absolute error, the Spearman rank correlation of block
+sizes per layer, how often the predicted best block is the measured best, and predicted vs measured
+break-even density. Rows are split by layer shape: an optional calibration (one scale factor per kernel,
+fitted in log space) is fitted on the training shapes and every error is reported on held-out shapes.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..atomic import write_atomic, write_json
+from ..cost.latency import latency
+from ..errors import SparsesimError, require
+from ..hardware import Hardware
+from ..workload import Geometry, dense_work, sparse_work
+
+SHAPE = ["cin", "cout", "k", "stride", "padding", "dilation", "in_h", "in_w"]
+GROUP = [*SHAPE, "source", "density_label"]
+
+
+@dataclass(frozen=True)
+class Validation:
+    rows: pd.DataFrame          # one row per measured kernel time, with predicted_s and errors
+    metrics: dict[str, float]
+    break_even: pd.DataFrame    # per shape and block: measured vs predicted break-even density
+
+
+def _layers(m: pd.DataFrame) -> pd.DataFrame:
+    macs = m["out_h"] * m["out_w"] * m["cout"] * m["cin"] * m["k"] * m["k"]
+    return pd.DataFrame({
+        "id": range(len(m)), "name": m["layer"].to_numpy(), "op": "conv2d", "in_channels": m["cin"].to_numpy(),
+        "out_channels": m["cout"].to_numpy(), "kernel_h": m["k"].to_numpy(), "kernel_w": m["k"].to_numpy(),
+        "stride_h": m["stride"].to_numpy(), "stride_w": m["stride"].to_numpy(), "dilation_h": m["dilation"].to_numpy(),
+        "dilation_w": m["dilation"].to_numpy(), "groups": 1, "in_h": m["in_h"].to_numpy(), "in_w": m["in_w"].to_numpy(),
+        "out_h": m["out_h"].to_numpy(), "out_w": m["out_w"].to_numpy(), "dense_macs": macs.to_numpy()})
+
+
+def predict(m: pd.DataFrame, hw: Hardware) -> np.ndarray:
+    """Predicted seconds for every measurement row (dense rows: the dense run; sparse: total)."""
+    geo = Geometry.from_layers(_layers(m))
+    col = lambda c: m[c].to_numpy(dtype=np.float64).reshape(-1, 1, 1)  # noqa: E731
+    dense = latency(geo, hw, dense_work(geo))["latency_s"].reshape(-1)
+    work = sparse_work(geo, col("block"), col("active_blocks"), col("active_pixels"), col("total_blocks"))
+    sparse = latency(geo, hw, work, col("block"))["latency_s"].reshape(-1)
+    return np.where(m["kernel"].to_numpy() == "dense", dense, sparse)
+
+
+def split_by_shape(m: pd.DataFrame, holdout: float, seed: int) -> np.ndarray:
+    """True for held-out rows: a deterministic hash of the layer shape, so test shapes are unseen."""
+    keys = m[SHAPE].astype(str).agg("x".join, axis=1)
+    unit = keys.map(lambda k: zlib.crc32(f"{seed}:{k}".encode()) / 2**32)
+    return (unit < holdout).to_numpy()
+
+
+def _spearman_and_best(sparse: pd.DataFrame) -> tuple[float, float, int]:
+    rhos, hits, groups = [], [], 0
+    for _, g in sparse.groupby(GROUP):
+        if g["block"].nunique() < 3:
+            continue
+        groups += 1
+        rho = g["median_s"].rank().corr(g["predicted_s"].rank())
+        rhos.append(0.0 if np.isnan(rho) else rho)
+        hits.append(g.loc[g["median_s"].idxmin(), "block"] == g.loc[g["predicted_s"].idxmin(), "block"])
+    return (float(np.mean(rhos)) if rhos else np.nan, float(np.mean(hits)) if hits else np.nan, groups)
+
+
+def _crossing(density: np.ndarray, sparse: np.ndarray, dense: np.ndarray) -> float:
+    """Lowest density where sparse time reaches dense time, interpolated between measured points."""
+    order = np.argsort(density)
+    d, gap = density[order], (sparse - dense)[order]
+    if gap[0] >= 0:
+        return 0.0
+    for i in range(1, len(d)):
+        if gap[i] >= 0:
+            return float(d[i - 1] + (d[i] - d[i - 1]) * -gap[i - 1] / (gap[i] - gap[i - 1]))
+    return 1.0
+
+
+def break_even(rows: pd.DataFrame) -> pd.DataFrame:
+    synthetic = rows[(rows["source"] == "synthetic") & (rows["step"] == "total")]
+    out = []
+    for key, g in synthetic.groupby([*SHAPE, "block"]):
+        dense, sparse = g[g["kernel"] == "dense"], g[g["kernel"] == "sparse"]
+        pair = sparse.merge(dense[["density", "median_s", "predicted_s"]], on="density", suffixes=("", "_dense"))
+        if len(pair) < 2:
+            continue
+        d = pair["density"].to_numpy()
+        out.append({**dict(zip([*SHAPE, "block"], key)),
+                    "measured": _crossing(d, pair["median_s"].to_numpy(), pair["median_s_dense"].to_numpy()),
+                    "predicted": _crossing(d, pair["predicted_s"].to_numpy(), pair["predicted_s_dense"].to_numpy())})
+    return pd.DataFrame(out)
+
+
+def validate(measurements: pd.DataFrame, hw: Hardware, holdout: float = 0.5, seed: int = 0,
+             calibrate: bool = False) -> Validation:
+    need = {*SHAPE, "kernel", "step", "block", "active_blocks", "active_pixels", "total_blocks", "median_s", "density"}
+    missing = need - set(measurements.columns)
+    if missing:
+        raise SparsesimError(f"not a sparsesim measurement table: missing columns {', '.join(sorted(missing))}")
+    rows = measurements[measurements["step"] == "total"].reset_index(drop=True).copy()
+    rows["density_label"] = rows["density"].round(3)
+    rows["predicted_s"] = predict(rows, hw)
+    rows["held_out"] = split_by_shape(rows, holdout, seed)
+    if calibrate:
+        train = rows[~rows["held_out"]]
+        scale = {k: float(np.exp(np.median(np.log(g["median_s"] / g["predicted_s"])))) for k, g in train.groupby("kernel")}
+        rows["predicted_s"] = rows["predicted_s"] * rows["kernel"].map(scale).fillna(1.0)
+    rows["rel_error"] = rows["predicted_s"] / rows["median_s"] - 1
+    test = rows[rows["held_out"]] if rows["held_out"].any() else rows
+    abs_err = test["rel_error"].abs()
+    rho, best_hits, groups = _spearman_and_best(test[test["kernel"] == "sparse"])
+    be = break_even(test)
+    metrics = {"rows": int(len(rows)), "held_out_rows": int(len(test)), "median_abs_error": float(abs_err.median()),
+               "p90_abs_error": float(abs_err.quantile(0.9)), "spearman_blocks": rho, "best_block_match": best_hits,
+               "groups": groups, "break_even_mae": float((be["measured"] - be["predicted"]).abs().mean()) if len(be) else np.nan}
+    for kernel, g in test.groupby("kernel"):
+        metrics[f"median_abs_error_{kernel}"] = float(g["rel_error"].abs().median())
+    return Validation(rows=rows, metrics=metrics, break_even=be)
+
+
+def load_measurements(path: str) -> pd.DataFrame:
+    p = Path(path)
+    if not p.is_file():
+        raise SparsesimError(f"measurements not found: {path}")
+    try:
+        return pd.read_csv(p) if p.suffix == ".csv" else pd.read_parquet(p)
+    except Exception as e:  # pyarrow and pandas raise many types for a file that is not a table
+        raise SparsesimError(f"cannot read measurements {path}: {str(e).splitlines()[0][:160]}") from None
+
+
+def load_all(paths: list[str], hw: str | None) -> pd.DataFrame:
+    """Several measurement tables as one; `hw` names the hardware they were taken on (required)."""
+    require(bool(hw), ("measurements", "measured_hw"), "{measurements} needs {measured_hw}: the hardware they were taken on")
+    return pd.concat([load_measurements(p) for p in paths], ignore_index=True)
+
+
+def write_tables(result: Validation, out: Path) -> list[Path]:
+    """validation.csv, break_even.csv and metrics.json in `out` (created), each written atomically."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "validation.csv", out / "break_even.csv", out / "metrics.json"]
+    write_atomic(paths[0], lambda tmp: result.rows.to_csv(tmp, index=False))
+    write_atomic(paths[1], lambda tmp: result.break_even.to_csv(tmp, index=False))
+    write_json(paths[2], result.metrics)
+    return paths

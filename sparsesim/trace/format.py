@@ -1,0 +1,322 @@
+"""The trace on disk: writer, reader and schema version.
+
+A trace is a directory that numpy/pandas/pyarrow read without sparsesim:
+
+    meta.json             schema version, video, model, gate, software, status
+    layers.parquet        one row per instrumented layer (shapes, dense MACs, weight bytes)
+    graph.json            layer graph, networkx node-link JSON, nodes in data-flow order
+    frames.parquet        one row per traced frame: psnr_db, reset, and `active:<layer>` fractions
+    masks/chunk-*.parquet rows (frame, layer, bits): the layer's boolean output mask at frame,
+                          np.packbits of the row-major (out_h, out_w) map
+
+The writer builds the trace in a hidden sibling directory and renames it into place when done (or
+interrupted, then marked incomplete), so the target never holds a half-written trace.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..atomic import umask, write_atomic, write_json, write_table
+from ..errors import TraceError
+
+SCHEMA = "sparsesim.trace"
+SCHEMA_VERSION = 1
+ACTIVE_PREFIX = "active:"
+MASK_SCHEMA = pa.schema([("frame", pa.int32()), ("layer", pa.int16()), ("bits", pa.binary())])
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    id: int
+    name: str
+    op: str                 # conv2d | conv_transpose2d
+    in_channels: int
+    out_channels: int
+    kernel_h: int
+    kernel_w: int
+    stride_h: int
+    stride_w: int
+    padding_h: int
+    padding_w: int
+    dilation_h: int
+    dilation_w: int
+    groups: int
+    in_h: int
+    in_w: int
+    out_h: int
+    out_w: int
+    dense_macs: int
+    weight_bytes: int
+
+
+@dataclass(frozen=True)
+class MaskFrame:
+    frame: int
+    layer: int
+    mask: np.ndarray        # bool (out_h, out_w)
+
+
+def pack_mask(mask: np.ndarray) -> bytes:
+    return np.packbits(mask.reshape(-1)).tobytes()
+
+
+def unpack_mask(bits: bytes, shape: tuple[int, int]) -> np.ndarray:
+    flat = np.unpackbits(np.frombuffer(bits, dtype=np.uint8), count=shape[0] * shape[1])
+    return flat.reshape(shape).astype(bool)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_meta(path: Path) -> dict:
+    meta_path = path / "meta.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+    except FileNotFoundError:
+        raise TraceError(f"not a trace: {path} has no meta.json") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise TraceError(f"not a trace: {meta_path} is not valid JSON") from None
+    if meta.get("schema") != SCHEMA:
+        raise TraceError(f"not a sparsesim trace: {meta_path} has schema {meta.get('schema')!r}")
+    version = meta.get("schema_version")
+    if version != SCHEMA_VERSION:
+        newer = isinstance(version, int) and version > SCHEMA_VERSION
+        hint = "upgrade sparsesim" if newer else "re-run `sparsesim trace` to record it again"
+        raise TraceError(f"trace {path} has schema version {version}; this sparsesim reads "
+                         f"version {SCHEMA_VERSION} ({hint})")
+    return meta
+
+
+class TraceWriter:
+    """Streams a trace to disk chunk by chunk; `close()` renames the finished directory into place."""
+
+    def __init__(self, target: Path, meta: dict, chunk_frames: int = 32) -> None:
+        self.target = Path(target)
+        self.chunk_frames = chunk_frames
+        self.meta = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **meta,
+                     "complete": False, "frames_recorded": 0,
+                     "masks": {"chunk_frames": chunk_frames, "packing": "np.packbits, row-major, big bit order"}}
+        self.layers: list[LayerInfo] = []
+        self._masks: list[tuple[int, int, bytes]] = []
+        self._frames: list[dict] = []
+        self._chunk = 0
+        self.frames_recorded = 0
+        self.tmp = self._make_tmp_dir()
+        (self.tmp / "masks").mkdir()
+        (self.tmp / "frame-chunks").mkdir()
+        write_json(self.tmp / "meta.json", self.meta)
+
+    def _make_tmp_dir(self) -> Path:
+        try:
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            self._remove_stale_partials()
+            prefix = f".{self.target.name}.partial-{os.getpid()}-"
+            return Path(tempfile.mkdtemp(dir=self.target.parent, prefix=prefix))
+        except OSError as e:
+            raise TraceError(f"cannot write output directory {self.target}: {e.strerror}") from None
+
+    def _remove_stale_partials(self) -> None:
+        """Partial directories of writers that were killed (their process is gone) are removed."""
+        for partial in self.target.parent.glob(f".{self.target.name}.partial-*-*"):
+            pid = partial.name.rsplit(".partial-", 1)[1].split("-")[0]
+            if pid.isdigit() and not _process_alive(int(pid)):
+                shutil.rmtree(partial, ignore_errors=True)
+
+    def set_layers(self, layers: Sequence[LayerInfo], graph: nx.DiGraph) -> None:
+        self.layers = list(layers)
+        table = pa.Table.from_pylist([asdict(layer) for layer in layers])
+        write_table(self.tmp / "layers.parquet", table)
+        data = nx.node_link_data(graph, edges="edges")
+        write_json(self.tmp / "graph.json", data)
+
+    def set_channels(self, layers: Sequence[LayerInfo], masks) -> None:
+        """Static per-layer channel masks (structured channel sparsity): channels.parquet."""
+        rows = [{"layer": layer.id, "name": layer.name, "kept_out": int(masks.out[layer.name].sum()),
+                 "kept_in": int(masks.inp[layer.name].sum()), "out_bits": pack_mask(masks.out[layer.name]),
+                 "in_bits": pack_mask(masks.inp[layer.name])} for layer in layers]
+        write_table(self.tmp / "channels.parquet", pa.Table.from_pylist(rows))
+
+    def add_frame(self, frame: int, masks: Sequence[np.ndarray], row: dict[str, Any]) -> None:
+        """Masks in layer-id order, each bool (out_h, out_w); `row` holds the frame's other columns."""
+        for layer, mask in zip(self.layers, masks):
+            self._masks.append((frame, layer.id, pack_mask(mask)))
+            row[ACTIVE_PREFIX + layer.name] = float(mask.mean())
+        self._frames.append({"frame": frame, **row})
+        self.frames_recorded += 1
+        if len(self._frames) >= self.chunk_frames:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._frames:
+            return
+        name = f"chunk-{self._chunk:06d}.parquet"
+        frame, layer, bits = zip(*self._masks) if self._masks else ((), (), ())
+        masks = pa.Table.from_arrays([pa.array(frame, pa.int32()), pa.array(layer, pa.int16()),
+                                      pa.array(bits, pa.binary())], schema=MASK_SCHEMA)
+        write_table(self.tmp / "masks" / name, masks)
+        write_table(self.tmp / "frame-chunks" / name, pa.Table.from_pylist(self._frames))
+        self._masks, self._frames = [], []
+        self._chunk += 1
+        self.meta["frames_recorded"] = self.frames_recorded
+        write_json(self.tmp / "meta.json", self.meta)
+
+    def _merge_frames(self) -> None:
+        """Concatenate the frame chunks into frames.parquet one chunk at a time (bounded memory)."""
+        chunks = sorted((self.tmp / "frame-chunks").glob("chunk-*.parquet"))
+        if chunks:
+            schema = pq.read_schema(chunks[0])
+            def write(tmp: str) -> None:
+                with pq.ParquetWriter(tmp, schema) as out:
+                    for chunk in chunks:
+                        out.write_table(pq.read_table(chunk, schema=schema))
+            write_atomic(self.tmp / "frames.parquet", write)
+        shutil.rmtree(self.tmp / "frame-chunks")
+
+    def close(self, complete: bool, status: str, **extra: Any) -> Path:
+        self._flush()
+        self._merge_frames()
+        self.meta.update(extra, complete=complete, status=status, frames_recorded=self.frames_recorded)
+        write_json(self.tmp / "meta.json", self.meta)
+        self._swap_into_place()
+        return self.target
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _swap_into_place(self) -> None:
+        old = None
+        if self.target.exists():
+            old = Path(tempfile.mkdtemp(dir=self.target.parent, prefix=f".{self.target.name}.old-"))
+            os.replace(self.target, old / "trace")
+        os.chmod(self.tmp, 0o777 & ~umask())
+        os.replace(self.tmp, self.target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+class Trace:
+    """A trace read from disk. Tables load on first use; masks are read one chunk at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.meta = read_meta(self.path)
+        self._layers: list[LayerInfo] | None = None
+
+    def __repr__(self) -> str:
+        m = self.meta
+        return (f"Trace({str(self.path)!r}, model={m['model']['name']!r}, gate={m['gate']['kind']!r}, "
+                f"frames={m['frames_recorded']}, complete={m['complete']})")
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.meta["complete"])
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.meta["frames_recorded"])
+
+    @property
+    def layers_df(self) -> pd.DataFrame:
+        return pd.read_parquet(self.path / "layers.parquet")
+
+    @property
+    def layers(self) -> list[LayerInfo]:
+        if self._layers is None:
+            names = [f.name for f in fields(LayerInfo)]
+            self._layers = [LayerInfo(**{k: row[k] for k in names})
+                            for row in self.layers_df.to_dict("records")]
+        return self._layers
+
+    def layer(self, key: int | str) -> LayerInfo:
+        for layer in self.layers:
+            if key in (layer.id, layer.name):
+                return layer
+        raise TraceError(f"no layer {key!r} in trace {self.path}")
+
+    @property
+    def frames(self) -> pd.DataFrame:
+        path = self.path / "frames.parquet"
+        return pd.read_parquet(path) if path.exists() else pd.DataFrame({"frame": []})
+
+    @property
+    def active(self) -> pd.DataFrame:
+        """Active fraction, frames x layers (columns are layer names)."""
+        df = self.frames.set_index("frame")
+        cols = [c for c in df.columns if c.startswith(ACTIVE_PREFIX)]
+        return df[cols].rename(columns=lambda c: c[len(ACTIVE_PREFIX):])
+
+    @property
+    def channels(self) -> pd.DataFrame | None:
+        """Per layer: kept output and input channel counts and masks (None without channel sparsity)."""
+        path = self.path / "channels.parquet"
+        if not path.exists():
+            return None
+        df = pd.read_parquet(path)
+        sizes = {layer.id: (layer.out_channels, layer.in_channels) for layer in self.layers}
+        df["out_mask"] = [unpack_mask(b, (1, sizes[i][0]))[0] for i, b in zip(df["layer"], df["out_bits"])]
+        df["in_mask"] = [unpack_mask(b, (1, sizes[i][1]))[0] for i, b in zip(df["layer"], df["in_bits"])]
+        return df.drop(columns=["out_bits", "in_bits"])
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        data = json.loads((self.path / "graph.json").read_text())
+        return nx.node_link_graph(data, edges="edges")
+
+    def masks(self, layers: Sequence[int | str] | None = None) -> Iterator[MaskFrame]:
+        """Every recorded mask in (frame, layer) order, lazily, optionally for some layers only."""
+        wanted = None if layers is None else {self.layer(k).id for k in layers}
+        shapes = {layer.id: (layer.out_h, layer.out_w) for layer in self.layers}
+        for chunk in sorted((self.path / "masks").glob("chunk-*.parquet")):
+            table = pq.read_table(chunk)
+            frame, layer, bits = (table.column(c).to_pylist() for c in ("frame", "layer", "bits"))
+            for f, lid, b in zip(frame, layer, bits):
+                if wanted is None or lid in wanted:
+                    yield MaskFrame(frame=f, layer=lid, mask=unpack_mask(b, shapes[lid]))
+
+    def layer_masks(self, key: int | str) -> np.ndarray:
+        """All frames' masks of one layer as a bool array (frames, out_h, out_w)."""
+        layer = self.layer(key)
+        stack = [m.mask for m in self.masks([layer.id])]
+        return np.stack(stack) if stack else np.zeros((0, layer.out_h, layer.out_w), bool)
+
+
+def open(path: str | Path) -> Trace:  # noqa: A001  (the documented API name)
+    """Open a trace directory written by `sparsesim trace`."""
+    path = Path(path)
+    if not path.is_dir():
+        raise TraceError(f"no trace directory at {path}")
+    return Trace(path)
+
+
+def existing_identity(path: Path) -> dict | None:
+    """The identity of the trace already at `path` (None if nothing is there)."""
+    if not path.exists():
+        return None
+    if not path.is_dir():
+        raise TraceError(f"output path {path} exists and is not a directory")
+    if not any(path.iterdir()):
+        return None
+    try:
+        return read_meta(path).get("identity")
+    except TraceError:
+        raise TraceError(f"output directory {path} is not empty and holds no sparsesim trace; "
+                         "choose another -o") from None

@@ -1,0 +1,64 @@
+"""Gate settings: which gate, its threshold and granularity (no torch: the command line reads them)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..errors import OptionError, require
+
+GATE_KINDS = ("none", "input-norm", "output-norm", "learned", "uncertainty", "channel")
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    kind: str = "input-norm"
+    threshold: float = 0.1      # epsilon; a location is computed where its norm reaches it (>=)
+    block: int = 1              # b: decisions are unions over b x b output blocks
+    reset_every: int = 0        # K: a dense frame every K frames; 0 = never
+    checkpoint: str | None = None   # learned gates: the user's trained Gumbel gates (see load_learned_gates)
+    keep: float = 0.35              # uncertainty: fraction of finest cells computed (sparsesim.uncertainty)
+    masks: str | None = None        # uncertainty: a user's own per-step masks instead (.npz)
+    prune: float = 0.0              # structured channel sparsity (SSL-style): fraction of channels pruned
+    channel_scales: str | None = None   # a user's per-channel scale vectors instead of filter L1 norms
+
+    def __post_init__(self) -> None:
+        if self.kind not in GATE_KINDS:
+            raise OptionError("gate.kind", f"unknown gate {self.kind!r} for {{gate.kind}}; choose from: {', '.join(GATE_KINDS)}")
+        require(math.isfinite(self.threshold) and self.threshold >= 0, "gate.threshold",
+                f"must be a finite number >= 0, got {self.threshold}")
+        require(self.block >= 1, "gate.block", f"must be >= 1, got {self.block}")
+        require(self.reset_every >= 0, "gate.reset_every", f"must be >= 0 (0 = never), got {self.reset_every}")
+        require((self.kind == "learned") == (self.checkpoint is not None), ("gate.kind", "gate.checkpoint"),
+                "{gate.kind} learned and {gate.checkpoint} PATH go together")
+        require(0.0 <= self.keep <= 1.0, "gate.keep", f"must be in [0, 1], got {self.keep}")
+        require(self.masks is None or self.kind == "uncertainty", ("gate.masks", "gate.kind"),
+                "{gate.masks} goes with {gate.kind} uncertainty")
+        require(0.0 <= self.prune < 1.0, "gate.prune", f"must be in [0, 1), got {self.prune}")
+        require(not (self.kind == "channel" and self.prune == 0.0 and self.channel_scales is None),
+                ("gate.kind", "gate.prune"), "{gate.kind} channel needs {gate.prune} P (the fraction of channels to prune)")
+
+    @property
+    def label(self) -> str:
+        """Short name used in default trace directory names, e.g. 'input-norm-e0.05-b4'."""
+        suffix = f"-p{self.prune:g}" if self.prune and self.kind != "channel" else ""
+        return self._label() + suffix
+
+    def _label(self) -> str:
+        if self.kind == "none":
+            return "dense"
+        if self.kind == "channel":
+            return f"channel-p{self.prune:g}"
+        if self.kind == "uncertainty":
+            return "uncertainty-masks" if self.masks else f"uncertainty-k{self.keep:g}"
+        parts = [self.kind] if self.kind == "learned" else [self.kind, f"e{self.threshold:g}"]
+        if self.block > 1:
+            parts.append(f"b{self.block}")
+        if self.reset_every:
+            parts.append(f"r{self.reset_every}")
+        return "-".join(parts)
+
+    def is_reset(self, step: int) -> bool:
+        """Frame `step` is computed densely: the first one, and every K-th with a reset period."""
+        # uncertainty pruning decides per frame from the model's own estimate: no temporal state
+        return step == 0 or self.kind in ("none", "uncertainty", "channel") or \
+            (self.reset_every > 0 and step % self.reset_every == 0)

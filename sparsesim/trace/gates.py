@@ -1,0 +1,105 @@
+"""Skip-Convolution gates (Habibian et al., CVPR 2021): where a conv layer recomputes its output.
+
+A gate looks at the residual r_t = x_t - x_{t-1} of a layer's input and returns a boolean map at the
+layer's *output* resolution; the gated layer then computes z_t = z_{t-1} + g * (W * r_t).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import SparsesimError
+from .gate_config import GATE_KINDS, GateConfig  # noqa: F401  (re-exported: the gates' settings)
+
+ConvLayer = nn.Conv2d | nn.ConvTranspose2d
+
+
+def receptive_mean(norm: torch.Tensor, conv: ConvLayer) -> torch.Tensor:
+    """Average of a (N,1,H,W) map over each output location's receptive field, at output resolution.
+
+    For a Conv2d this is avgpool with the conv's own kernel, stride, padding (and dilation); for a
+    ConvTranspose2d, the mean over the input pixels that scatter into each output pixel.
+    """
+    ones = norm.new_ones((1, 1, *conv.kernel_size))
+    if isinstance(conv, nn.ConvTranspose2d):
+        args = dict(stride=conv.stride, padding=conv.padding, output_padding=conv.output_padding,
+                    dilation=conv.dilation)
+        total = F.conv_transpose2d(norm, ones, **args)
+        count = F.conv_transpose2d(torch.ones_like(norm), ones, **args)
+        return total / count.clamp_min(1.0)
+    # F.conv2d takes the conv's padding as given (a tuple, 'same' or 'valid').
+    return F.conv2d(norm, ones, stride=conv.stride, padding=conv.padding, dilation=conv.dilation) / ones.numel()
+
+
+def block_union(gate: torch.Tensor, block: int) -> torch.Tensor:
+    """Each b x b block (aligned to the top-left corner) is on if any location in it is on."""
+    if block == 1:
+        return gate
+    h, w = gate.shape[-2:]
+    pooled = F.max_pool2d(gate.float(), block, block, ceil_mode=True)
+    return pooled.repeat_interleave(block, -2).repeat_interleave(block, -1)[..., :h, :w] > 0
+
+
+@dataclass(frozen=True)
+class LearnedGate:
+    """A trained Skip-Convolution Gumbel gate: a 1-channel conv over |r_t| with the layer's geometry;
+    at inference a location is computed where its logit is positive (sigmoid > 0.5)."""
+    weight: torch.Tensor       # (1, C_in, kh, kw) for a Conv2d; (C_in, 1, kh, kw) for a ConvTranspose2d
+    bias: torch.Tensor         # (1,)
+
+    def logits(self, residual: torch.Tensor, conv: ConvLayer) -> torch.Tensor:
+        x, w, b = residual.abs(), self.weight.to(residual), self.bias.to(residual)
+        if isinstance(conv, nn.ConvTranspose2d):
+            return F.conv_transpose2d(x, w, b, conv.stride, conv.padding, conv.output_padding, 1, conv.dilation)
+        return F.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation)
+
+
+def load_learned_gates(path: str, layers: dict[str, ConvLayer]) -> dict[str, LearnedGate]:
+    """Gates by layer name from a state dict: `<layer>.weight` and `<layer>.bias`, or Qualcomm Skip-Conv's
+    `<layer>.gate.gate_network.0.weight` naming. Every gated layer needs one; names and shapes are checked."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise SparsesimError(f"gate checkpoint not found: {path}") from None
+    except Exception as e:  # torch raises many types for a file that is not a checkpoint
+        raise SparsesimError(f"cannot read gate checkpoint {path}: {str(e).splitlines()[0][:160]}") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise SparsesimError(f"gate checkpoint {path} holds no state dict")
+    gates: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in state.items():
+        name = key.removeprefix("module.").replace(".gate.gate_network.0", "")
+        layer, _, part = name.rpartition(".")
+        gates.setdefault(layer, {})[part] = value
+    missing = sorted(set(layers) - set(gates))
+    unexpected = sorted(set(gates) - set(layers))
+    wrong = []
+    for name in sorted(set(layers) & set(gates)):
+        conv, g = layers[name], gates[name]
+        transposed = isinstance(conv, nn.ConvTranspose2d)
+        expected = (conv.in_channels, 1, *conv.kernel_size) if transposed else (1, conv.in_channels, *conv.kernel_size)
+        got = tuple(g.get("weight", torch.empty(0)).shape)
+        if got != expected or tuple(g.get("bias", torch.empty(0)).shape) != (1,):
+            wrong.append(f"{name} {got} != {expected}")
+    problems = [f"{label}: {', '.join(items[:4])}{' and more' if len(items) > 4 else ''}" for label, items in
+                (("no gate for layers", missing), ("gates for unknown layers", unexpected), ("wrong shapes", wrong))
+                if items]
+    if problems:
+        raise SparsesimError(f"gate checkpoint {path} does not fit the model: {'; '.join(problems)}")
+    return {name: LearnedGate(gates[name]["weight"], gates[name]["bias"]) for name in layers}
+
+
+def residual_gate(residual: torch.Tensor, conv: ConvLayer, config: GateConfig,
+                  learned: LearnedGate | None = None) -> torch.Tensor:
+    """Boolean (N,1,Ho,Wo) map of output locations to recompute, from the input residual."""
+    if learned is not None:
+        return block_union(learned.logits(residual, conv) > 0, config.block)
+    pooled = receptive_mean(residual.abs().mean(dim=1, keepdim=True), conv)
+    if config.kind == "output-norm":
+        # mean|W| x mean|r| over the receptive field: an upper-bound proxy of the output change.
+        pooled = pooled * conv.weight.abs().mean()
+    return block_union(pooled >= config.threshold, config.block)

@@ -1,0 +1,259 @@
+"""Run a gated model over a video and stream its masks to a trace (video -> Trace)."""
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime as dt
+import math
+import platform
+import signal
+import threading
+from collections import deque
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Iterator
+
+import av
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .. import __version__
+from ..errors import SparsesimError, TraceError, require
+from . import models, video
+from .gate_config import GateConfig
+from .skipconv import GatedModel, psnr, record_dataflow
+from .format import TraceWriter, existing_identity, read_meta
+
+AUTO_QUALITY_FRAMES = 300  # videos up to this many steps get a dense quality check on every frame
+
+
+@dataclass(frozen=True)
+class TraceOptions:
+    video: str
+    model: str = "rife"
+    gate: GateConfig = GateConfig()
+    checkpoint: str | None = None
+    frames: int | None = None         # decoded frames to use (None = all)
+    start: int = 0
+    size: tuple[int, int] | None = None
+    output: str | None = None
+    quality_every: int | None = None  # None = every frame for short videos, else every 10th
+    device: str = "cpu"
+    chunk_frames: int = 32
+    progress: bool = True
+    skip_complete: bool = False       # an identical complete trace already there: leave it, report "skipped"
+    handle_signals: bool = True       # Ctrl-C/SIGTERM close the trace as incomplete (main thread only)
+
+    def validate(self) -> None:
+        require(self.frames is None or self.frames >= 1, "frames", f"must be >= 1, got {self.frames}")
+        require(self.start >= 0, "start", f"must be >= 0, got {self.start}")
+        require(self.quality_every is None or self.quality_every >= 0, "quality_every",
+                f"must be >= 0 (0 = off), got {self.quality_every}")
+        require(self.chunk_frames >= 1, "chunk_frames", f"must be >= 1, got {self.chunk_frames}")
+        if self.gate.checkpoint and not Path(self.gate.checkpoint).is_file():
+            raise SparsesimError(f"gate checkpoint not found: {self.gate.checkpoint}")
+        require(not self.device.startswith("cuda") or torch.cuda.is_available(), "device",
+                "{device} cuda asked for, but torch sees no CUDA GPU")
+
+
+@dataclass(frozen=True)
+class TraceResult:
+    path: Path
+    frames: int
+    complete: bool
+    skipped: bool = False
+
+
+class StopFlag:
+    """Set by the first Ctrl-C (or SIGTERM): the loop stops after the current frame and the trace is
+    closed as incomplete. A second Ctrl-C interrupts at once (the target is then left untouched)."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def _handle(self, signum, frame) -> None:
+        if self.event.is_set():
+            raise KeyboardInterrupt
+        self.event.set()
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator["StopFlag"]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+def to_tensor(frame: np.ndarray, multiple: int, device: str) -> torch.Tensor:
+    """(H,W,3) uint8 -> (1,3,H',W') float in [0,1], zero-padded right/bottom to a multiple."""
+    x = torch.from_numpy(frame).to(device).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+    h, w = x.shape[-2:]
+    return F.pad(x, (0, -w % multiple, 0, -h % multiple))
+
+
+def crop_like(output: torch.Tensor, size: tuple[int, int], padded: tuple[int, int]) -> torch.Tensor:
+    """Drop the padding from an output at frame resolution; outputs at other resolutions stay whole."""
+    return output[..., :size[1], :size[0]] if tuple(output.shape[-2:]) == padded else output
+
+
+def quality_period(options: TraceOptions, steps_expected: int) -> int:
+    if options.quality_every is not None:
+        return options.quality_every
+    return 1 if 0 < steps_expected <= AUTO_QUALITY_FRAMES else 10
+
+
+def default_output(info: video.VideoInfo, options: TraceOptions) -> Path:
+    return Path("traces") / f"{info.name}-{options.model}-{options.gate.label}"
+
+
+def identity(info: video.VideoInfo, loaded: models.LoadedModel, options: TraceOptions,
+             size: tuple[int, int]) -> dict:
+    """What makes two traces the same trace: re-running it may replace it, nothing else may."""
+    gate = asdict(options.gate)
+    if options.gate.checkpoint:  # the gates' content, not their path, makes the trace
+        gate["checkpoint"] = video.file_sha256(Path(options.gate.checkpoint))
+    return {"video_sha256": info.sha256, "model": options.model, "weights_sha256": loaded.weights_sha256,
+            "gate": gate, "start": options.start, "frames": options.frames, "size": list(size)}
+
+
+def same_trace(found: dict, ident: dict) -> bool:
+    """Identities match; gate settings a trace predates count as their defaults (adding a setting to
+    sparsesim must not make every recorded trace 'different')."""
+    gate = {**asdict(GateConfig()), **found.get("gate", {})}
+    return {**found, "gate": gate} == ident
+
+
+def software() -> dict:
+    return {"sparsesim": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "av": av.__version__, "python": platform.python_version(), "threads": torch.get_num_threads()}
+
+
+def trace_video(options: TraceOptions, loaded: models.LoadedModel | None = None) -> TraceResult:
+    """Trace one video. `loaded` lets a long-lived worker reuse a model it loaded once (it is copied:
+    tracing instruments the module in place)."""
+    options.validate()
+    path = video.resolve_video(options.video)
+    info = video.probe(path)
+    size = options.size or (info.width, info.height)
+    if loaded is None:
+        loaded = models.load(options.model, options.checkpoint, options.device)
+    else:
+        loaded = replace(loaded, module=copy.deepcopy(loaded.module))
+    spec = loaded.spec
+    target = Path(options.output) if options.output else default_output(info, options)
+    ident = identity(info, loaded, options, size)
+    found = existing_identity(target)
+    if found is not None and not same_trace(found, ident):
+        raise TraceError(f"output directory {target} already holds a different trace; "
+                         "choose another -o or delete it")
+    if found is not None and options.skip_complete and read_meta(target).get("complete"):
+        return TraceResult(target, int(read_meta(target)["frames_recorded"]), True, skipped=True)
+
+    available = max(info.frame_count - options.start, 0)
+    frames_expected = min(options.frames or available, available) if info.frame_count else (options.frames or 0)
+    steps_expected = max(frames_expected - spec.frames_per_step + 1, 0)
+    every = quality_period(options, steps_expected)
+    meta = {
+        "identity": ident,
+        "video": {**asdict(info), "start": options.start, "frames_requested": options.frames,
+                  "size": list(size)},
+        "model": {"name": spec.name, "description": spec.description, "weights": loaded.weights_path,
+                  "weights_sha256": loaded.weights_sha256, "frames_per_step": spec.frames_per_step,
+                  "pad_multiple": spec.pad_multiple, "device": options.device},
+        "gate": {**asdict(options.gate), "label": options.gate.label},
+        "quality": {"every": every, "metric": "psnr_db", "peak": 1.0,
+                    "of": "gated vs dense primary output of the same model"},
+        "software": software(),
+        "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    writer = TraceWriter(target, meta, options.chunk_frames)
+    try:
+        stop = StopFlag()
+        with (stop.installed() if options.handle_signals else contextlib.nullcontext(stop)), torch.inference_mode():
+            steps = _run(writer, loaded, options, path, size, every, steps_expected,
+                         info.frame_count, stop)
+        if steps == 0:
+            need = spec.frames_per_step
+            raise SparsesimError(f"no decodable frames in {path} from frame {options.start}" if need == 1 else
+                                 f"model {spec.name} needs at least {need} decodable frames; {path} "
+                                 f"gave fewer from frame {options.start}")
+        finished = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        complete = not stop.event.is_set()
+        writer.close(complete, "complete" if complete else "interrupted", finished=finished)
+        return TraceResult(target, steps, complete)
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _run(writer: TraceWriter, loaded: models.LoadedModel, options: TraceOptions, path: Path,
+         size: tuple[int, int], every: int, steps_expected: int, declared: int, stop: StopFlag) -> int:
+    """The frame loop; returns the number of steps recorded."""
+    spec = loaded.spec
+    model = GatedModel.wrap(loaded.module, options.gate)
+    window: deque[torch.Tensor] = deque(maxlen=spec.frames_per_step)
+    order = []
+    step = 0
+    bar = tqdm(total=steps_expected or None, unit="frame", desc=f"trace {spec.name}",
+               disable=not options.progress, dynamic_ncols=True)
+    with bar:
+        for frame in video.frames(path, options.start, options.frames, size, declared):
+            window.append(to_tensor(frame, spec.pad_multiple, options.device))
+            if len(window) < spec.frames_per_step:
+                continue
+            inputs = list(window)
+            model.begin_step(step)
+            if step == 0:
+                with record_dataflow(model.layers, inputs) as flow:
+                    output = spec.run(model.module, inputs)
+                order = sorted(model.called(), key=lambda layer: flow.order.index(layer.name))
+                layers = [layer.layer_info(i) for i, layer in enumerate(order)]
+                graph = flow.graph(output, layers)
+                writer.set_layers(layers, graph)
+                if options.gate.prune or options.gate.channel_scales:
+                    writer.set_channels(layers, _prune_channels(model, order, graph, flow.shuffles, options.gate))
+                    model.begin_step(0)  # run the first frame again, now with the channels pruned
+                    output = spec.run(model.module, inputs)
+            else:
+                output = spec.run(model.module, inputs)
+            masks = model.masks(order)  # before the quality check's dense pass, which runs unpruned
+            row = {"source_frame": options.start + step, "reset": options.gate.is_reset(step),
+                   "psnr_db": _quality(model, spec, inputs, output, size) if every and step % every == 0
+                   else math.nan,
+                   "reference_bytes": model.reference_bytes()}
+            row["active_mean"] = float(np.mean([m.mean() for m in masks]))
+            writer.add_frame(step, masks, row)
+            step += 1
+            bar.update()
+            if stop.event.is_set():
+                break
+    return step
+
+
+def _prune_channels(model: GatedModel, order, graph, shuffles: dict[str, int], gate: GateConfig):
+    """SSL-style channel masks for every gated layer, applied to the model; returns them for the trace."""
+    from .channels import channel_masks, load_scales
+    scales = load_scales(gate.channel_scales) if gate.channel_scales else None
+    masks = channel_masks({layer.name: layer.conv for layer in order}, graph, shuffles, gate.prune, scales)
+    for layer in order:
+        layer.channel_mask = torch.from_numpy(masks.out[layer.name]).float().view(1, -1, 1, 1)
+    return masks
+
+
+def _quality(model: GatedModel, spec: models.ModelSpec, inputs: list[torch.Tensor],
+             gated: torch.Tensor, size: tuple[int, int]) -> float:
+    """PSNR of the gated output against a dense pass of the same model on the same inputs."""
+    model.set_gating(False)
+    try:
+        dense = spec.run(model.module, inputs)
+    finally:
+        model.set_gating(True)
+    padded = tuple(inputs[0].shape[-2:])
+    return psnr(crop_like(gated, size, padded), crop_like(dense, size, padded))
