@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/estimate_speed.py
 	$(BIN)/python benchmarks/scalesim_crosscheck.py
 	$(BIN)/python benchmarks/sim_vs_analytical.py
+	$(BIN)/python benchmarks/startup.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

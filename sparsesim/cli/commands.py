@@ -30,6 +30,12 @@ def csv_floats(text: str | None, flag: str) -> list[float]:
         raise SparsesimError(f"{flag} must be comma-separated numbers, got {text!r}") from None
 
 
+def wrote(paths) -> int:
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
 def estimate_options(args: argparse.Namespace, **extra):
     from ..cost.run import EstimateOptions
     return EstimateOptions(trace=args.trace, hardware=names(args.hw), blocks=csv_ints(args.block, "--block"),
@@ -121,9 +127,7 @@ def blocks(args: argparse.Namespace) -> int:
     result = run_blocks(BlocksOptions(estimate_options(args), names(args.measurements), args.measured_hw,
                                       args.output))
     verdict_table(result.verdicts, result.trace)
-    for path in result.outputs:
-        print(f"wrote {path}")
-    return 0
+    return wrote(result.outputs)
 
 
 def report(args: argparse.Namespace) -> int:
@@ -156,9 +160,7 @@ def validate(args: argparse.Namespace) -> int:
     result = run_validate(ValidateOptions(args.measurements, args.hw, args.holdout, args.seed, args.calibrate,
                                           args.output))
     validation_summary(result.validation, args.hw)
-    for path in result.outputs:
-        print(f"wrote {path}")
-    return 0
+    return wrote(result.outputs)
 
 
 def export(args: argparse.Namespace) -> int:

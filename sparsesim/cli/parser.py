@@ -256,14 +256,14 @@ GLOBAL_ALIASES = {"hardware": "--hw", "blocks": "--block", "energy_tables": "--e
 
 
 def build_parser(command: str | None = None) -> Parser:
-    """The whole grammar; with `command`, only that command gets its arguments (the others list)."""
+    """The grammar: every command is listed; only `command` (the one being run) gets its arguments."""
     parser = Parser(prog="sparsesim",
                     description="Hardware-aware analysis of dynamic spatial sparsity in video networks.")
     parser.add_argument("--version", action="version", version=f"sparsesim {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for name, cmd in COMMANDS.items():
         p = sub.add_parser(name, help=cmd.help, description=cmd.description or None, formatter_class=Help)
-        if command in (None, name):
+        if command == name:
             cmd.add(p)
     return parser
 

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-if TYPE_CHECKING:
-    from .systolic import SystolicConfig, Folds, Stream
+from .folds import Folds, Stream, SystolicConfig
 
 OPERANDS = ("ifmap", "filter", "ofmap")
 

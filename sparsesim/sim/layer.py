@@ -140,10 +140,13 @@ def _gpu(run: LayerRun, hw: Hardware) -> SimResult:
     r = simulate_gpu(run.geo, hw, run.work)
     n = max(np.size(r.seconds), 1)
     flat = lambda a: np.broadcast_to(a, np.shape(r.seconds)).reshape(n)  # noqa: E731
-    kernel = traffic(run.geo, hw, run.work).kernel
+    moved = traffic(run.geo, hw, run.work)
+    # every word a tile loads from its backing level lands in shared memory first (when that is inside it)
+    fills = int(np.asarray(moved.backing).reshape(-1)[0]) < _level_index(hw, "buffer")
+    buffer = {t: flat(v + moved.kernel[t] * fills) for t, v in inner_accesses(run.geo, hw, run.work)["buffer"].items()}
     return SimResult(seconds=flat(r.seconds), stalls={k: flat(v) for k, v in r.stalls.items()},
                      backing_level=_backing_kind(run.geo, hw, run.work),
-                     backing_words={k: flat(v) for k, v in kernel.items()}, buffer_words=None)
+                     backing_words={k: flat(v) for k, v in moved.kernel.items()}, buffer_words=buffer)
 
 
 def _backing_kind(geo: Geometry, hw: Hardware, work: Work) -> str:

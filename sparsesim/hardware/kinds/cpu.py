@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...text import si
-from . import Kind, padding, register
+from .base import Kind, padding, register
 
 
 @dataclass(frozen=True)

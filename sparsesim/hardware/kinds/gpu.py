@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import Kind, register
+from .base import Kind, register
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import Kind, padding, register
+from .base import Kind, padding, register
 from .array import ArrayPart, array_fields, describe_array
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import Kind, register
+from .base import Kind, register
 from .array import ArrayPart, array_fields, describe_array
 
 SYSTOLIC_DATAFLOWS = ("weight-stationary", "output-stationary", "input-stationary")

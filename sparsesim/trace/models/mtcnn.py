@@ -9,7 +9,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from . import ModelSpec, package_file, register
+from .registry import ModelSpec, package_file, register
 
 
 class PNet(nn.Module):

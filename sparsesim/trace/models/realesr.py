@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import ModelError
-from . import ModelSpec, package_file, register
+from .registry import ModelSpec, package_file, register
 
 FP16_TAG = 0x01306B47
 NAME = "realesr-animevideov3-x4"

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import ModelSpec, package_file, register
+from .registry import ModelSpec, package_file, register
 
 SCALES = (8, 4, 2, 1)
 
