@@ -103,13 +103,16 @@ def eyexam_waterfall(steps: pd.DataFrame, layer: str) -> alt.FacetChart:
         .resolve_scale(y="independent")
 
 
+NO_ROOF = ("noc",)   # the array interconnect holds no data: no roof of its own
+
+
 def roofline(points: pd.DataFrame, hardware: list[Hardware]) -> alt.FacetChart:
     """Each layer on its hardware's roofline, dense and block-sparse (best block)."""
     roofs = []
     for hw in hardware:
         peak = hw.peak_flops[hw.dtype]
         for level in hw.levels:
-            if not level.shared or level.kind == "noc":
+            if not level.shared or level.kind in NO_ROOF:
                 continue
             for oi in np.logspace(-2, 4, 25):
                 roofs.append({"hw": hw.name, "roof": level.name, "intensity": oi, "flops": min(peak, oi * level.bandwidth)})

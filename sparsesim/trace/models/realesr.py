@@ -70,8 +70,8 @@ def read_ncnn(param: Path, weights: Path) -> dict[str, torch.Tensor]:
         offset += size
         return out
 
-    for kind, p in parse_param(param):
-        if kind == "Convolution":
+    for layer_type, p in parse_param(param):
+        if layer_type == "Convolution":
             out_ch, k, count = int(p[0]), int(p.get(1, 1)), int(p[6])
             tag = int(take(1, "<u4")[0])
             if tag != FP16_TAG:
@@ -79,7 +79,7 @@ def read_ncnn(param: Path, weights: Path) -> dict[str, torch.Tensor]:
             w = take(count, "<f2").astype(np.float32).reshape(out_ch, count // (out_ch * k * k), k, k)
             b = take(out_ch, "<f4") if int(p.get(5, 0)) else np.zeros(out_ch, np.float32)
             convs.append((w, b))
-        elif kind == "PReLU":
+        elif layer_type == "PReLU":
             slopes.append(take(int(p[0]), "<f4"))
     if offset != len(blob):
         raise ModelError(f"{weights}: {len(blob) - offset} bytes left over after the graph's weights")
