@@ -56,8 +56,9 @@ def trace(args: argparse.Namespace) -> int:
     import torch
 
     from ..trace.gate_config import GateConfig
+    from ..trace.preprocess import Preprocess
     from ..trace.tracer import TraceOptions, trace_video
-    from ..trace.video import parse_size
+    from ..text import parse_size
     if args.threads:
         torch.set_num_threads(args.threads)
     options = TraceOptions(
@@ -65,6 +66,8 @@ def trace(args: argparse.Namespace) -> int:
         gate=GateConfig(args.gate, args.threshold, args.gate_block, args.reset_every, args.gate_checkpoint,
                         args.keep, args.masks, args.prune, args.channel_scales),
         frames=args.frames, start=args.start, size=parse_size(args.size) if args.size else None,
+        preprocess=Preprocess.parse(args.input_size, args.mean, args.std, args.layout, args.color, args.frame_inputs,
+                                    args.quality_output, args.quality_peak, args.pad_multiple),
         output=args.output, quality_every=args.quality_every, device=args.device,
         chunk_frames=args.chunk_frames, progress=not args.quiet)
     if Path(args.video).is_dir() or any(c in args.video for c in "*?[") or args.workers != 1 or args.address:
@@ -81,7 +84,7 @@ def trace(args: argparse.Namespace) -> int:
 def trace_batch(args: argparse.Namespace, options) -> int:
     from ..distributed.tracing import discover_videos, trace_many
     from ..trace import models
-    models.get(args.model)  # an unknown model fails here, not in every worker
+    models.check(args.model)  # an unknown model or a missing model file fails here, not in every worker
     result = trace_many(discover_videos(args.video), options, Path(args.output or "traces"), args.workers,
                         args.address, progress=not args.quiet)
     t = result.table

@@ -55,12 +55,14 @@ def measured_args(p: argparse.ArgumentParser) -> None:
 
 def trace_args(t: argparse.ArgumentParser) -> None:
     from ..trace.gate_config import GATE_KINDS
-    from ..trace.models import names
+    from ..trace.models import names, source_usages
     t.add_argument("video", help="a video file PyAV can decode, sample:NAME for a bundled sample "
                    "(sample:carphone_pristine, sample:bikes, sample:bigbuckbunny), or a directory or glob of "
                    "videos (traced as independent tasks, with an index.parquet)")
-    t.add_argument("--model", default="rife", help=f"model from the zoo: {', '.join(names())}")
-    t.add_argument("--checkpoint", metavar="PATH", help="load these weights instead of the packaged ones")
+    t.add_argument("--model", default="rife", help=f"model from the zoo ({', '.join(names())}) or your own: "
+                   f"{', '.join(source_usages())} (see 'Your own model' in the README)")
+    t.add_argument("--checkpoint", metavar="PATH", help="load these weights instead of the packaged ones "
+                   "(python: models: a state dict for the factory's module)")
     t.add_argument("--gate", default="input-norm", help=f"gate kind: {', '.join(GATE_KINDS)}")
     t.add_argument("--threshold", type=threshold, default=0.1, metavar="EPS",
                    help="gate threshold epsilon: a location is recomputed where its norm reaches EPS")
@@ -80,6 +82,10 @@ def trace_args(t: argparse.ArgumentParser) -> None:
                    "--gate channel alone, or combined with a spatial gate")
     t.add_argument("--channel-scales", metavar="PATH",
                    help="your saved per-channel scale vectors (layer -> vector, .pt or .npz) instead of L1 norms")
+    own_model_args(t.add_argument_group(
+        "your own model (onnx:, torchscript:, python:)",
+        "Frames are RGB in [0, 1]; then the channel order, (x - mean) / std per channel, and the layout. Unset "
+        "options come from what the model states (an ONNX model's fixed input shape, its mean/std metadata)."))
     t.add_argument("--reset-every", type=int, default=0, metavar="K",
                    help="compute every K-th frame densely and restart the state (0 = never)")
     t.add_argument("--frames", type=int, metavar="N", help="decoded frames to use (default: all)")
@@ -96,6 +102,25 @@ def trace_args(t: argparse.ArgumentParser) -> None:
     t.add_argument("--workers", type=int, default=1, help="parallel workers for many videos (Ray when > 1)")
     t.add_argument("--address", help="Ray cluster to run on: HOST:PORT, ray://HOST:PORT or auto (default: this machine)")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def own_model_args(g) -> None:
+    from ..trace.preprocess import COLORS, LAYOUTS
+    g.add_argument("--input-size", metavar="WxH", help="the size the model sees: frames are resized to it "
+                   "(default: the model's fixed input size, else --size or the video's)")
+    g.add_argument("--mean", metavar="M[,M,M]", help="subtracted per channel from frames in [0, 1] (default 0)")
+    g.add_argument("--std", metavar="S[,S,S]", help="divides per channel after the mean (default 1)")
+    g.add_argument("--layout", choices=LAYOUTS, help="channels first or last (default: from the model's input "
+                   "shape, else nchw)")
+    g.add_argument("--color", choices=COLORS, help="channel order the model expects (default rgb)")
+    g.add_argument("--frame-inputs", metavar="NAME[,NAME]", help="the model inputs fed with consecutive frames "
+                   "(default: every input; two names make a frame pair per step)")
+    g.add_argument("--quality-output", metavar="NAME|INDEX", help="the output the quality check (PSNR) compares, "
+                   "for models with several (default: the first)")
+    g.add_argument("--quality-peak", type=float, metavar="P", help="the PSNR peak of that output (default 1: "
+                   "images and probability maps in [0, 1])")
+    g.add_argument("--pad-multiple", type=int, metavar="N",
+                   help="zero-pad frames right and bottom to a multiple of N (default 1: none)")
 
 
 def hw_args(h: argparse.ArgumentParser) -> None:

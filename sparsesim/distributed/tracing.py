@@ -43,7 +43,7 @@ class _Tracer:
             torch.set_num_threads(threads)
 
     def trace(self, options: TraceOptions) -> dict:
-        key = (options.model, options.checkpoint, options.device)
+        key = (options.model, options.checkpoint, options.device, options.preprocess)
         if key not in self.models:
             self.models[key] = models.load(*key)
         result = trace_video(options, self.models[key])
@@ -69,6 +69,7 @@ def trace_many(videos: Sequence[Path], base: TraceOptions, out_root: Path, worke
     """Trace every video (independent tasks) and write `out_root/index.parquet`."""
     base.validate()
     require(workers >= 1, "workers", f"must be >= 1, got {workers}")
+    base = replace(base, model=models.canonical(base.model))  # a worker elsewhere loads the same model file
     jobs = [_options_for(base, v, out_root) for v in videos]
     bar = tqdm(total=len(jobs), unit="video", desc="trace", disable=not progress)
     rows = []

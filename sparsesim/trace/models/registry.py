@@ -1,4 +1,6 @@
-"""The zoo's registry: model specs, weights located in installed packages, checkpoints checked."""
+"""The zoo's registry: model specs, weights located in installed packages, checkpoints checked; and the
+registry of model *sources* (`onnx:PATH`, `torchscript:PATH`, `python:MODULE:FACTORY`): a model name with a
+registered prefix is loaded by its source instead of looked up in the zoo."""
 from __future__ import annotations
 
 import hashlib
@@ -10,7 +12,8 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from ...errors import ModelError
+from ...errors import ModelError, OptionError
+from ..preprocess import Preprocess
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,10 @@ class ModelSpec:
     pad_multiple: int = 1                     # inputs are padded to a multiple of this (H and W)
     # packaged weights in another format (e.g. ncnn): path -> state dict; user checkpoints stay torch files
     reader: Callable[[Path], dict[str, torch.Tensor]] | None = None
+    # models from a source: the preprocessing they run with (every field resolved), recorded in the trace
+    preprocess: Preprocess | None = None
+    output_peak: float = 1.0                  # PSNR peak of the primary output (the zoo's are in [0, 1])
+    output_name: str = "primary"              # which output the quality check compares (meta.json)
 
 
 @dataclass(frozen=True)
@@ -37,7 +44,20 @@ class LoadedModel:
     weights_sha256: str = field(repr=False)
 
 
+@dataclass(frozen=True)
+class Source:
+    """Where models outside the zoo come from: `<prefix>:<argument>`."""
+    prefix: str
+    usage: str                                # e.g. "onnx:PATH.onnx", for help and errors
+    # (argument, checkpoint, device, preprocess) -> the loaded model
+    load: Callable[[str, str | None, str, Preprocess], "LoadedModel"]
+    check: Callable[[str], None]              # cheap early check (the file exists ...), raises ModelError
+    slug: Callable[[str], str]                # short name for default trace directories
+    canonical: Callable[[str], str] = lambda arg: arg   # the same model from any working directory
+
+
 _REGISTRY: dict[str, ModelSpec] = {}
+_SOURCES: dict[str, Source] = {}
 
 
 def register(spec: ModelSpec) -> ModelSpec:
@@ -45,14 +65,49 @@ def register(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
+def register_source(source: Source) -> Source:
+    _SOURCES[source.prefix] = source
+    return source
+
+
 def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def source_usages() -> list[str]:
+    return [s.usage for s in _SOURCES.values()]
+
+
+def source_of(name: str) -> tuple[Source, str] | None:
+    """(source, argument) for `prefix:argument` names of a registered source, else None (a zoo name)."""
+    prefix, sep, arg = name.partition(":")
+    return (_SOURCES[prefix], arg) if sep and prefix in _SOURCES else None
+
+
 def get(name: str) -> ModelSpec:
     if name not in _REGISTRY:
-        raise ModelError(f"unknown model {name!r}; choose from: {', '.join(names())}")
+        raise ModelError(f"unknown model {name!r}; choose from: {', '.join(names() + source_usages())}")
     return _REGISTRY[name]
+
+
+def check(name: str) -> None:
+    """Fail early (before any worker starts) on an unknown model or a missing model file."""
+    found = source_of(name)
+    if found:
+        found[0].check(found[1])
+    else:
+        get(name)
+
+
+def slug(name: str) -> str:
+    found = source_of(name)
+    return found[0].slug(found[1]) if found else name
+
+
+def canonical(name: str) -> str:
+    """The model name with its file paths absolute, so that workers elsewhere load the same file."""
+    found = source_of(name)
+    return f"{found[0].prefix}:{found[0].canonical(found[1])}" if found else name
 
 
 def package_file(package: str, relative: str, install_hint: str) -> Path:
@@ -96,24 +151,43 @@ def check_fits(module: nn.Module, state: dict[str, torch.Tensor], spec: ModelSpe
         raise ModelError(f"checkpoint {path} does not fit model {spec.name}: {'; '.join(problems)}")
 
 
-def load(name: str, checkpoint: str | Path | None = None, device: str = "cpu") -> LoadedModel:
-    """Build a registered model and load its trained weights (or a user's checkpoint)."""
+def load(name: str, checkpoint: str | Path | None = None, device: str = "cpu",
+         preprocess: Preprocess | None = None) -> LoadedModel:
+    """Build a registered model and load its trained weights (or a user's checkpoint); a `prefix:argument`
+    name is loaded by its source, with `preprocess` (settings the model does not state)."""
+    found = source_of(name)
+    if found:
+        return found[0].load(found[1], str(checkpoint) if checkpoint else None, device, preprocess or Preprocess())
+    if preprocess is not None and not preprocess.is_default:
+        given = tuple(f"preprocess.{k}" for k, v in vars(preprocess).items() if v)
+        raise OptionError(given, f"{{{given[0]}}} is for {', '.join(source_usages())} models: the zoo's models "
+                          "preprocess frames themselves")
     spec = get(name)
     path = Path(checkpoint) if checkpoint else spec.weights()
     if not path.is_file():
         raise ModelError(f"checkpoint not found: {path}")
-    if spec.reader is not None and not checkpoint:
-        state = spec.reader(path)
-    else:
-        try:
-            raw = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # torch raises many types for a file that is not a checkpoint
-            raise ModelError(f"cannot read checkpoint {path}: {str(e).splitlines()[0][:200]}") from None
-        state = _state_dict_from(raw, path)
+    state = spec.reader(path) if spec.reader is not None and not checkpoint else read_checkpoint(path)
     module = spec.build()
+    load_checkpoint(module, state, spec, path)
+    module.eval().to(device)
+    return LoadedModel(spec=spec, module=module, weights_path=str(path), weights_sha256=file_sha256(path))
+
+
+def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
+    """A torch checkpoint's state dict (common wrappers unpacked, `module.` prefixes stripped)."""
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a file that is not a checkpoint
+        raise ModelError(f"cannot read checkpoint {path}: {str(e).splitlines()[0][:200]}") from None
+    return _state_dict_from(raw, path)
+
+
+def load_checkpoint(module: nn.Module, state: dict[str, torch.Tensor], spec: ModelSpec, path: Path) -> None:
+    """Load a state dict that fits the module (else a ModelError naming what does not fit)."""
     check_fits(module, state, spec, path)
     expected = module.state_dict().keys()
     module.load_state_dict({k: v for k, v in state.items() if k in expected})
-    module.eval().to(device)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return LoadedModel(spec=spec, module=module, weights_path=str(path), weights_sha256=digest)
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

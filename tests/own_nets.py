@@ -1,0 +1,68 @@
+"""Models a user would bring: factories for `--model python:own_nets:NAME` (the tests' directory is on
+sys.path), and a few that fail the ways user code fails."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class TwoHeads(nn.Module):
+    """A small encoder-decoder with two frame-dependent outputs: a map in [0, 1] and auxiliary features."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.c2 = nn.Conv2d(8, 8, 3, stride=2, padding=1)
+        self.up = nn.ConvTranspose2d(8, 4, 4, 2, 1)
+        self.head = nn.Conv2d(4, 1, 1)
+        self.aux = nn.Conv2d(8, 2, 1)
+
+    def forward(self, frame: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.relu(self.c1(frame))
+        y = torch.relu(self.c2(x))
+        return torch.sigmoid(self.head(torch.relu(self.up(y)))), self.aux(y)
+
+
+def two_heads() -> nn.Module:
+    torch.manual_seed(0)  # the same weights on every call: the ONNX and TorchScript copies match it
+    return TwoHeads().eval()
+
+
+class PairNet(nn.Module):
+    """Two frames in (a frame pair per step), one map out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(6, 4, 3, padding=1)
+        self.c2 = nn.Conv2d(4, 1, 3, padding=1)
+
+    def forward(self, before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.c2(torch.relu(self.c1(torch.cat([before, after], 1)))))
+
+
+def pair_net() -> nn.Module:
+    torch.manual_seed(1)
+    return PairNet().eval()
+
+
+def raises() -> nn.Module:
+    raise ValueError("weights server unreachable")
+
+
+def not_a_module() -> int:
+    return 42
+
+
+class Picky(nn.Module):
+    """Fails at run time on frames of any width but 100, as a model with a fixed reshape would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 1, 3, padding=1)
+
+    def forward(self, frame: torch.Tensor) -> torch.Tensor:
+        return self.c1(frame).reshape(1, 1, -1, 100)
+
+
+def picky() -> nn.Module:
+    return Picky().eval()
