@@ -96,6 +96,24 @@ def test_sweep_on_the_cluster_equals_serial(cluster, videos, tmp_path):
     pd.testing.assert_frame_equal(serial, parallel, check_exact=True)
 
 
+def test_own_models_trace_on_the_cluster_as_in_one_process(cluster, videos, tmp_path, monkeypatch):
+    """An ONNX file named by a relative path and a factory in a .py file: each worker loads the same model."""
+    import own_nets
+    from test_own_models import export
+    export(own_nets.two_heads(), tmp_path / "two_heads.onnx", ["frame"], ["prob", "aux"])
+    monkeypatch.chdir(tmp_path)
+    for i, model in enumerate(["onnx:two_heads.onnx", f"python:{Path(__file__).parent / 'own_nets.py'}:two_heads"]):
+        base = ["trace", str(videos), "--model", model, "--threshold", "0.05", "-q"]
+        assert main([*base, "-o", str(tmp_path / f"serial{i}")]) == 0
+        assert main([*base, "-o", str(tmp_path / f"ray{i}"), "--workers", "2", "--address", cluster]) == 0
+        serial, parallel = read_all(tmp_path / f"serial{i}"), read_all(tmp_path / f"ray{i}")
+        assert sorted(serial) == sorted(parallel) and len(serial) == 3
+        for name in serial:
+            assert len(serial[name]) == 8 * 5  # frames x layers
+            for a, b in zip(serial[name], parallel[name], strict=True):
+                np.testing.assert_array_equal(a, b)
+
+
 def test_a_killed_worker_loses_and_duplicates_nothing(cluster, tmp_path):
     src = tmp_path / "videos"
     src.mkdir()
