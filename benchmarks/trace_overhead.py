@@ -1,38 +1,59 @@
 """Tracing overhead: frames/s of `sparsesim trace` vs the same model run densely without recording.
 
-Both sides decode the same video with the same code and load the same weights; torch uses one thread.
+Both sides decode the same frames with the same code and use the same loaded model (loading and, for
+ONNX files, converting it is left out of both); torch uses one thread. For an `onnx:` model, onnxruntime
+running the original file densely (one thread) is timed too.
 Usage: python benchmarks/trace_overhead.py [--video sample:carphone_pristine] [--model rife] [--repeat 3]
+       python benchmarks/trace_overhead.py --video sample:bikes --model onnx:DET.onnx --input-size 384x160 \
+           --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --color bgr --start 56 --frames 64
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from sparsesim.text import parse_size
 from sparsesim.trace import models, video
 from sparsesim.trace.gates import GateConfig
+from sparsesim.trace.preprocess import Preprocess
 from sparsesim.trace.tracer import TraceOptions, to_tensor, trace_video
 
 
-def dense_run(path: Path, model_name: str) -> int:
-    loaded = models.load(model_name)
-    spec, steps, window = loaded.spec, 0, []
+def steps_of(loaded: models.LoadedModel, options: TraceOptions, size):
+    """The model's input windows, frame by frame, decoded as the tracer decodes them."""
+    spec, window = loaded.spec, []
+    for frame in video.frames(video.resolve_video(options.video), options.start, options.frames, size):
+        window = (window + [to_tensor(frame, spec.pad_multiple, "cpu")])[-spec.frames_per_step:]
+        if len(window) == spec.frames_per_step:
+            yield window
+
+
+def dense_run(loaded: models.LoadedModel, options: TraceOptions, size) -> int:
+    steps = 0
+    module = copy.deepcopy(loaded.module)  # as trace_video copies it
     with torch.inference_mode():
-        for frame in video.frames(path):
-            window = (window + [to_tensor(frame, spec.pad_multiple, "cpu")])[-spec.frames_per_step:]
-            if len(window) == spec.frames_per_step:
-                spec.run(loaded.module, window)
-                steps += 1
+        for window in steps_of(loaded, options, size):
+            loaded.spec.run(module, window)
+            steps += 1
     return steps
 
 
-def traced_run(path: Path, model_name: str, quality_every: int, threshold: float, out: Path) -> int:
-    options = TraceOptions(video=str(path), model=model_name, gate=GateConfig(threshold=threshold),
-                           output=str(out), quality_every=quality_every, progress=False)
-    return trace_video(options).frames
+def onnxruntime_run(loaded: models.LoadedModel, options: TraceOptions, size, path: str) -> int:
+    import onnxruntime
+    session_options = onnxruntime.SessionOptions()
+    session_options.intra_op_num_threads = session_options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(path, session_options, providers=["CPUExecutionProvider"])
+    run, steps = loaded.spec.run, 0
+    for window in steps_of(loaded, options, size):
+        session.run(None, dict(zip(run.inputs, (t.numpy() for t in run.tensors(window)))))
+        steps += 1
+    return steps
 
 
 def best_fps(run, repeat: int) -> float:
@@ -50,18 +71,32 @@ def main() -> None:
     parser.add_argument("--model", default="rife")
     parser.add_argument("--threshold", type=float, default=0.05, help="besides eps=0 (nothing skipped)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--start", type=int, default=0)
+    parser.add_argument("--frames", type=int)
+    for flag in ("--input-size", "--mean", "--std", "--color"):
+        parser.add_argument(flag)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    path = video.resolve_video(args.video)
+    pre = Preprocess.parse(args.input_size, args.mean, args.std, color=args.color)
+    base = TraceOptions(video=args.video, model=args.model, preprocess=pre, start=args.start, frames=args.frames,
+                        progress=False)
+    loaded = models.load(args.model, preprocess=pre)
+    info = video.probe(video.resolve_video(args.video))
+    size = parse_size(args.input_size) if args.input_size else (info.width, info.height)
+    rates = {"dense torch, no recording": best_fps(lambda: dense_run(loaded, base, size), args.repeat)}
+    if args.model.startswith("onnx:"):
+        source = args.model.removeprefix("onnx:")
+        rates["dense onnxruntime"] = best_fps(lambda: onnxruntime_run(loaded, base, size, source), args.repeat)
     with tempfile.TemporaryDirectory() as tmp:
-        dense = best_fps(lambda: dense_run(path, args.model), args.repeat)
-        runs = {f"eps={eps:g}, quality {'every frame' if q else 'off'}":
-                best_fps(lambda: traced_run(path, args.model, q, eps, Path(tmp) / f"t{eps}-{q}"), args.repeat)
-                for eps in (0.0, args.threshold) for q in (0, 1)}
-    print(f"{args.model} on {args.video}, 1 torch thread, best of {args.repeat}:")
-    print(f"  {'dense, no recording':32s} {dense:7.2f} frames/s")
-    for label, fps in runs.items():
-        print(f"  {'trace, ' + label:32s} {fps:7.2f} frames/s  overhead {dense / fps:.2f}x")
+        for eps in (0.0, args.threshold):
+            for q in (0, 1):
+                options = replace(base, gate=GateConfig(threshold=eps), quality_every=q, output=f"{tmp}/t{eps}-{q}")
+                label = f"trace, eps={eps:g}, quality {'every frame' if q else 'off'}"
+                rates[label] = best_fps(lambda: trace_video(options, loaded).frames, args.repeat)
+    dense = rates["dense torch, no recording"]
+    print(f"{args.model} on {args.video} ({size[0]}x{size[1]}), 1 torch thread, best of {args.repeat}:")
+    for label, fps in rates.items():
+        print(f"  {label:38s} {fps:7.2f} frames/s  time vs dense torch {dense / fps:.2f}x")
 
 
 if __name__ == "__main__":
