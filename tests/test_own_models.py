@@ -89,15 +89,20 @@ def test_onnx_export_and_torchscript_trace_to_the_torch_originals_masks(capsys, 
     assert 0 < active.mean() < 1  # the gates really skipped something, and not everything
     meta = converted.meta
     assert meta["model"]["name"] == "onnx:two_heads.onnx" and meta["quality"]["output"] == "prob"
+    assert scripted.meta["quality"]["output"] == "0"   # the exporter's made-up output names are not offered
     assert meta["model"]["preprocess"]["layout"] == "nchw" and meta["model"]["preprocess"]["mean"] == [0.0]
     assert set(original.graph.predecessors("output")) == {"head"}   # the compared output, not the aux head
 
 
-def test_the_quality_check_compares_the_output_it_is_told(capsys, small_video, tmp_path, two_heads_onnx):
+def test_the_quality_check_compares_the_output_it_is_told(capsys, small_video, tmp_path, two_heads_onnx,
+                                                          two_heads_ts):
     by_name = traced(capsys, small_video, f"onnx:{two_heads_onnx}", tmp_path / "a", "--quality-output", "aux",
                      "--quality-peak", "4")
     by_index = traced(capsys, small_video, "python:own_nets:two_heads", tmp_path / "b", "--quality-output", "1",
                       "--quality-peak", "4")
+    scripted = traced(capsys, small_video, f"torchscript:{two_heads_ts}", tmp_path / "d", "--quality-output", "1",
+                      "--quality-peak", "4")
+    np.testing.assert_array_equal(scripted.frames["psnr_db"], by_index.frames["psnr_db"])
     first = traced(capsys, small_video, "python:own_nets:two_heads", tmp_path / "c", "--frames", "3")
     assert by_name.meta["quality"]["output"] == "aux"
     assert by_name.meta["quality"]["peak"] == 4.0

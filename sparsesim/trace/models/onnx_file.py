@@ -119,7 +119,7 @@ def stated(model) -> Preprocess:
     shapes = [[d.dim_value if d.HasField("dim_value") else 0 for d in i.type.tensor_type.shape.dim]
               for i in inputs_of(model)]
     if shapes and len(shapes[0]) == 4:
-        n, a, b, c = shapes[0]
+        _, a, b, c = shapes[0]
         layout = "nchw" if a in (1, 3) and c not in (1, 3) else "nhwc" if c in (1, 3) and a not in (1, 3) else None
         h, w = (b, c) if layout == "nchw" else (a, b) if layout == "nhwc" else (0, 0)
         size = (w, h) if h > 0 and w > 0 else None
@@ -139,12 +139,15 @@ class OutputOrder:
 
     @classmethod
     def of(cls, model) -> "OutputOrder":
-        producer = {name: (i, len(node.output)) for i, node in enumerate(model.graph.node) for name in node.output}
-        outputs = [o.name for o in model.graph.output]
-        nodes = list(dict.fromkeys(producer[o][0] for o in outputs))
-        index = {i: list(model.graph.node[i].output) for i in nodes}
-        return cls(len(nodes), tuple((nodes.index(producer[o][0]), index[producer[o][0]].index(o)
-                                      if producer[o][1] > 1 else None) for o in outputs))
+        made_by = {name: i for i, node in enumerate(model.graph.node) for name in node.output}
+        producers = [made_by[o.name] for o in model.graph.output]
+        nodes = list(dict.fromkeys(producers))
+
+        def position(name: str, node: int) -> tuple[int, int | None]:
+            outs = list(model.graph.node[node].output)
+            return nodes.index(node), (outs.index(name) if len(outs) > 1 else None)
+
+        return cls(len(nodes), tuple(position(o.name, i) for o, i in zip(model.graph.output, producers)))
 
     def __call__(self, out: object) -> list:
         per_node = [out] if self.nodes == 1 else list(out)
@@ -160,20 +163,22 @@ def layer_names(model) -> dict[str, str]:
     return {p: name for path, name in convs for p in (path, f"{path}.1")}
 
 
-def convert(model, name: str, path: Path, pre: Preprocess, device: str, description: str) -> LoadedModel:
-    """An ONNX ModelProto (already read) converted and wrapped as a model from a source."""
+def convert(model, name: str, path: Path, pre: Preprocess, device: str, description: str,
+            named_outputs: bool = True) -> LoadedModel:
+    """An ONNX ModelProto (already read) converted and wrapped as a model from a source; without
+    `named_outputs` (names an exporter made up), outputs are chosen by index only."""
     converter = onnx2torch()
     fold_constants(model)
     missing = unsupported(model)
     if missing:
         raise ModelError(f"{path}: operators the ONNX converter does not support: {', '.join(missing)}")
     outputs = [o.name for o in model.graph.output]
-    missing = [o for o in outputs if o not in {name for node in model.graph.node for name in node.output}]
-    if missing:
+    passed = [o for o in outputs if o not in {name for node in model.graph.node for name in node.output}]
+    if passed:
         raise ModelError(f"{path}: outputs that no node computes (inputs or constants passed through): "
-                         f"{', '.join(missing)}")
-    run = FrameRun(name, pre.over(stated(model)).resolved(), [i.name for i in inputs_of(model)], outputs,
-                   OutputOrder.of(model))
+                         f"{', '.join(passed)}")
+    run = FrameRun(name, pre.over(stated(model)).resolved(), [i.name for i in inputs_of(model)],
+                   outputs if named_outputs else (), OutputOrder.of(model))
     try:
         module = converter.convert(model)
     except Exception as e:  # onnx2torch raises NotImplementedError, KeyError, ValueError ... per converter

@@ -50,7 +50,8 @@ def load_torchscript(arg: str, checkpoint: str | None, device: str, pre: Preproc
     run = FrameRun(name, pre, inputs)  # checks the frame inputs before the export needs them
     model = _to_onnx(scripted, run, path)
     return onnx_file.convert(model, name, path, pre, device,
-                             f"TorchScript model {path.name}, exported to ONNX and converted to torch by onnx2torch")
+                             f"TorchScript model {path.name}, exported to ONNX and converted to torch by onnx2torch",
+                             named_outputs=False)
 
 
 def _to_onnx(scripted: torch.jit.ScriptModule, run: FrameRun, path: Path):
