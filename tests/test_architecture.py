@@ -154,7 +154,7 @@ def test_cost_model_and_simulator_price_the_same_accesses_alike(hw_name):
     sim = SimResult(seconds=np.ones(3), stalls={}, backing_level=hw.levels[index].kind,
                     backing_words={t: flat(v) for t, v in moved.kernel.items()},
                     buffer_words={t: flat(v + fills[t]) for t, v in inner["buffer"].items()})
-    analytical = energy(geo, hw, table, work, moved=moved)["energy_pj"].reshape(-1)
+    analytical = energy(geo, hw, table, work, moved=moved, seconds=sim.seconds.reshape(work.macs.shape))["energy_pj"].reshape(-1)  # same time
     np.testing.assert_allclose(sim_energy(geo, hw, table, work, sim), analytical, rtol=1e-12)
     assert len(accesses(geo, hw, work, moved)) > 0
 

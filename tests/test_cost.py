@@ -13,7 +13,7 @@ from sparsesim.cost import estimate
 from sparsesim.workload import Geometry
 from sparsesim.cost.latency import latency
 from sparsesim.workload import dense_work, sparse_work
-from sparsesim.workload.traffic import _backing_traffic as backing_traffic
+from sparsesim.workload import traffic
 
 HW = ["h100", "a100", "orin", "cpu", "eyeriss", "tpu-v1", "gemmini"]
 
@@ -59,7 +59,8 @@ def test_hand_computed_3x3_conv_on_a_known_mask():
     assert rows.loc[4, "macs_skipped"] == (64 - 32) * per_pixel
     work = sparse_work(geo, b, wl.active_blocks.astype(float), wl.active_pixels.astype(float),
                        wl.total_blocks[:, None, :].astype(float))
-    layer, _, metadata = backing_traffic(geo, hardware.load("h100"), work)
+    moved = traffic(geo, hardware.load("h100"), work)
+    layer, metadata = moved.layer, moved.metadata
     # unfused: mask reduction reads x_t (128) and x_prev (128) whole, gather reads both tiles per block
     assert layer["inputs"].reshape(-1).tolist() == [128 + 2 * 18, 128 + 2 * 72, 128 + 128]
     assert layer["outputs"].reshape(-1).tolist() == [2 * 3, 32 * 3, 64 * 3]

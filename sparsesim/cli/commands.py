@@ -36,19 +36,25 @@ def wrote(paths) -> int:
     return 0
 
 
+def workload_options(args: argparse.Namespace) -> dict:
+    """The workload, kernel and synthetic-mask options a cost or simulate command shares."""
+    return dict(kernels=names(args.kernel), mask_source=args.mask_source, shapes=tuple(getattr(args, "shape", ())),
+                topology=getattr(args, "topology", None), seed=getattr(args, "seed", 0),
+                densities=tuple(csv_floats(getattr(args, "density", None) or "0.1", "--density")),
+                mask=getattr(args, "mask", "square"))
+
+
 def estimate_options(args: argparse.Namespace, **extra):
     from ..cost.run import EstimateOptions
     return EstimateOptions(trace=args.trace, hardware=names(args.hw), blocks=csv_ints(args.block, "--block"),
                            frames=args.frames, energy_tables=names(getattr(args, "energy_table", None)) or None,
-                           **extra)
+                           **workload_options(args), **extra)
 
 
 def shape(text: str):
     from ..measure.kernels import ConvShape
-    try:
-        cin, cout, k, stride, pad, h, w = (int(v) for v in text.split(","))
-    except ValueError:
-        raise SparsesimError(f"--shape must be CIN,COUT,K,S,P,H,W integers, got {text!r}") from None
+    from ..workload.synthetic import parse_shape
+    cin, cout, k, stride, pad, h, w = parse_shape(text)
     return ConvShape(cin, cout, k, stride, pad, 1, h, w)
 
 
@@ -97,6 +103,7 @@ def sweep(args: argparse.Namespace) -> int:
     from ..distributed.sweep import SweepOptions, run_sweep
     rows, out = run_sweep(SweepOptions(
         traces=args.traces, hardware=names(args.hw), blocks=csv_ints(args.block, "--block"),
+        kernels=names(args.kernel), mask_source=args.mask_source,
         output=args.output, energy_tables=names(args.energy_table) or None,
         thresholds=csv_floats(args.threshold, "--threshold") or None, workers=args.workers, address=args.address,
         progress=not args.quiet))
@@ -137,7 +144,8 @@ def report(args: argparse.Namespace) -> int:
     from ..report.comparison import ReportOptions, build
     result = build(ReportOptions(
         traces=args.traces, hardware=names(args.hw), blocks=csv_ints(args.block, "--block"), output=args.output,
-        layer=args.layer, export=names(args.export), frames=args.frames,
+        layer=args.layer, export=names(args.export), frames=args.frames, kernels=names(args.kernel),
+        mask_source=args.mask_source,
         measurements=names(args.measurements), measured_hw=args.measured_hw))
     print(f"report written to {result.path / 'index.html'} ({len(result.files)} files)")
     return 0
@@ -176,20 +184,21 @@ def export(args: argparse.Namespace) -> int:
 
 def simulate(args: argparse.Namespace) -> int:
     from ..report.console import scalesim_summary, simulation_summary
-    if args.topology or args.config:
-        if not (args.topology and args.config) or args.trace:
-            raise SparsesimError("give --topology FILE.csv and --config FILE.cfg together, without a trace")
+    if args.config or (args.topology and args.density is None):
+        if not (args.topology and args.config) or args.trace or args.shape:
+            raise SparsesimError("give --topology FILE.csv and --config FILE.cfg together (SCALE-Sim's terms), "
+                                 "or --topology with --density for synthetic masks; without a trace or --shape")
         from ..interop.scalesim import run_files
         table, out = run_files(args.topology, args.config, args.output)
         scalesim_summary(table, args.topology, args.config, out)
         return 0
-    if not args.trace:
-        raise SparsesimError("give a trace directory, or --topology and --config (see --help)")
     from ..sim.run import SimulateOptions, run_simulate
-    result = run_simulate(SimulateOptions(
+    options = SimulateOptions(
         trace=args.trace, hardware=names(args.hw), block=args.block, layers=names(args.layers) or None,
-        frames=args.frames, output=args.output, schedule=args.schedule, progress=not args.quiet))
-    simulation_summary(result, args.trace)
+        frames=args.frames, output=args.output, schedule=args.schedule, progress=not args.quiet,
+        **workload_options(args))
+    result = run_simulate(options)
+    simulation_summary(result, options.source.label)
     return 0
 
 

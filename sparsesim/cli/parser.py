@@ -48,6 +48,39 @@ def cost_args(p: argparse.ArgumentParser, hw: str, energy_table: bool = True) ->
     p.add_argument("--frames", type=int, metavar="N", help="only the first N frames (default: all)")
 
 
+KERNEL_HELP = ("comma-separated kernel strategies, compared side by side (a `kernel` column): gather-scatter "
+               "(reduce, gather, conv, scatter launches: SBNet), fused (one launch per layer, tiles read in "
+               "place: DeltaCNN), region (one gather and one scatter for a chain of layers sharing a mask: "
+               "SBNet's residual unit); NAME+graphs captures the launches in a CUDA graph (default: each "
+               "hardware's natural kernel: gather-scatter on GPUs and CPUs, fused on arrays)")
+
+
+def kernel_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kernel", metavar="NAME[,NAME]", help=KERNEL_HELP)
+    p.add_argument("--mask-source", default="residual", choices=("residual", "given"),
+                   help="where block masks come from: residual (the Skip-Conv reduction over x_t and x_t-1, "
+                   "charged, and delta updates) or given (indices handed in, as SBNet's benchmark and UGSP's "
+                   "predictor: no reduction, values computed)")
+
+
+def synthetic_args(p: argparse.ArgumentParser, topology: bool = True) -> None:
+    """A trace-free workload: layer shapes with synthetic masks (`simulate` takes --topology itself: with
+    --config it runs SCALE-Sim's files, with --density synthetic masks)."""
+    p.add_argument("--shape", action="append", default=[], metavar="CIN,COUT,K,S,P,H,W",
+                   help="instead of a trace: a conv layer (H x W its input); repeat it for a chain, each shape "
+                   "feeding the next (a residual unit is three)")
+    if topology:
+        p.add_argument("--topology", metavar="FILE.csv", help="instead of a trace: the layers of a SCALE-Sim "
+                       "topology CSV")
+    p.add_argument("--density", default=None if not topology else "0.1", metavar="D[,D]",
+                   help="synthetic masks: fraction of each layer's output active, in (0, 1]; several are compared "
+                   "(default 0.1)")
+    p.add_argument("--mask", default="square", metavar="square|random|clustered",
+                   help="synthetic masks: square (SBNet's top-left rectangle of the map's aspect ratio), random "
+                   "(8x8-pixel cells at random) or clustered (blobs)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random and clustered masks")
+
+
 def measured_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--measurements", help="comma-separated `sparsesim measure` tables to put beside the predictions")
     p.add_argument("--measured-hw", help="the hardware the measurements were taken on (e.g. cpu)")
@@ -130,9 +163,15 @@ def hw_args(h: argparse.ArgumentParser) -> None:
     show.add_argument("name", help="hardware name (accel_models/<name>.yaml) or a YAML path")
 
 
+TRACE_OR_SHAPES = ("trace directory written by `sparsesim trace` (or --shape/--topology instead; frame 0 of "
+                   "synthetic masks is dense, as a trace's, and --frames N defaults to 4)")
+
+
 def estimate_args(e: argparse.ArgumentParser) -> None:
-    e.add_argument("trace", help="trace directory written by `sparsesim trace`")
+    e.add_argument("trace", nargs="?", help=TRACE_OR_SHAPES)
     cost_args(e, ALL_HW)
+    kernel_args(e)
+    synthetic_args(e)
     e.add_argument("--channel-group", type=int, metavar="G",
                    help="work unit of B x B pixels x G output channels: the GEMM's N tile becomes G "
                    "(default: each hardware's own tile)")
@@ -145,8 +184,10 @@ def estimate_args(e: argparse.ArgumentParser) -> None:
 
 
 def blocks_args(b: argparse.ArgumentParser) -> None:
-    b.add_argument("trace", help="trace directory written by `sparsesim trace`")
+    b.add_argument("trace", nargs="?", help=TRACE_OR_SHAPES)
     cost_args(b, "h100")
+    kernel_args(b)
+    synthetic_args(b)
     measured_args(b)
     b.add_argument("-o", "--output", metavar="FILE", help="also write the verdicts to FILE (.csv or .parquet)")
 
@@ -154,6 +195,7 @@ def blocks_args(b: argparse.ArgumentParser) -> None:
 def report_args(r: argparse.ArgumentParser) -> None:
     r.add_argument("traces", nargs="+", metavar="TRACE", help="trace directories (compared side by side)")
     cost_args(r, ALL_HW, energy_table=False)
+    kernel_args(r)
     r.add_argument("--layer", help="layer for the Eyexam waterfall (default: the one with the most MACs)")
     r.add_argument("--export", default="", help="also write each chart as svg and/or png (e.g. svg,png)")
     measured_args(r)
@@ -205,6 +247,7 @@ def sweep_args(w: argparse.ArgumentParser) -> None:
     w.add_argument("--hw", default=ALL_HW, help="comma-separated hardware")
     w.add_argument("--block", default=BLOCKS, help="comma-separated block sizes")
     w.add_argument("--energy-table", metavar="NAME[,NAME]", help="energy tables (default: each hardware's own)")
+    kernel_args(w)
     w.add_argument("--threshold", help="only the traces recorded at these gate thresholds (comma-separated)")
     w.add_argument("--workers", type=int, default=1, help="parallel workers (Ray when > 1)")
     w.add_argument("--address", help="Ray cluster: HOST:PORT, ray://HOST:PORT or auto (default: this machine)")
@@ -213,7 +256,9 @@ def sweep_args(w: argparse.ArgumentParser) -> None:
 
 
 def simulate_args(s: argparse.ArgumentParser) -> None:
-    s.add_argument("trace", nargs="?", help="trace directory written by `sparsesim trace`")
+    s.add_argument("trace", nargs="?", help=TRACE_OR_SHAPES)
+    kernel_args(s)
+    synthetic_args(s, topology=False)
     s.add_argument("--hw", default="tpu-v1", help="comma-separated hardware (systolic, spatial or gpu kinds)")
     s.add_argument("--block", type=int, default=8, help="block size B (B x B output blocks)")
     s.add_argument("--layers", help="comma-separated layer names or ids (default: all)")
@@ -222,7 +267,8 @@ def simulate_args(s: argparse.ArgumentParser) -> None:
                    help="spatial arrays: blocks owned by PE sets by position (static, Eyeriss' compile-time "
                    "mapping) or dealt to free sets (dynamic) (default: the hardware kind's own, static for "
                    "spatial arrays)")
-    s.add_argument("--topology", metavar="FILE.csv", help="a SCALE-Sim topology CSV (conv or GEMM format)")
+    s.add_argument("--topology", metavar="FILE.csv", help="a SCALE-Sim topology CSV (conv or GEMM format): with "
+                   "--config run in SCALE-Sim's terms, without it a workload with synthetic masks")
     s.add_argument("--config", metavar="FILE.cfg", help="a SCALE-Sim config file (with --topology)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.add_argument("-o", "--output", metavar="FILE",
@@ -277,7 +323,8 @@ COMMANDS: dict[str, Command] = {
                         "(cycles, utilisation, SRAM and DRAM reads and writes)."),
     "info": Command("summarise a trace", info_args),
 }
-GLOBAL_ALIASES = {"hardware": "--hw", "blocks": "--block", "energy_tables": "--energy-table"}
+GLOBAL_ALIASES = {"hardware": "--hw", "blocks": "--block", "energy_tables": "--energy-table", "shapes": "--shape",
+                  "densities": "--density", "kernels": "--kernel"}
 
 
 def build_parser(command: str | None = None) -> Parser:

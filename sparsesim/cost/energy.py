@@ -26,14 +26,18 @@ def accesses(geo: Geometry, hw: Hardware, w: Work, moved: Traffic) -> list[Acces
         if lv.kind in FILLED_LEVELS:   # fills and drains of a layer backed further out
             out += [Access(i, dtype, elems * bits, moved.backing < i) for dtype, elems in moved.layer.items()]
         out += [Access(i, dtype, elems * bits) for dtype, elems in inner.get(lv.kind, {}).items()]
+        if lv.kind in FILLED_LEVELS:   # a region's intermediate tiles kept in the buffer: written and read there
+            out += [Access(i, dtype, elems * bits) for dtype, elems in moved.on_chip.items()]
     return out
 
 
 def energy(geo: Geometry, hw: Hardware, table: EnergyTable, w: Work,
-           scales: dict[tuple[str, str], float] | None = None, moved: Traffic | None = None) -> dict[str, np.ndarray]:
-    """Energy in pJ by level kind (e_<kind>), by data type (e_type_<type>) and for MACs (e_mac).
+           scales: dict[tuple[str, str], float] | None = None, moved: Traffic | None = None,
+           seconds: np.ndarray | float = 0.0) -> dict[str, np.ndarray]:
+    """Energy in pJ by level kind (e_<kind>), by data type (e_type_<type>), for MACs (e_mac) and static
+    power over `seconds` (e_static).
 
     `scales` multiplies the accesses of (level kind, data type) pairs, and ("mac", "compute") the MACs:
     element-wise sparsity (sparsesim.cost.elementwise) gates or compresses some of them."""
     moved = moved or traffic(geo, hw, w)
-    return price(hw, table, accesses(geo, hw, w, moved), w.macs, ENERGY_TYPES, scales)
+    return price(hw, table, accesses(geo, hw, w, moved), w.macs, ENERGY_TYPES, scales, seconds)

@@ -1,4 +1,5 @@
-"""Trace + hardware + block sizes -> the cost table (one row per layer x frame x hardware x block)."""
+"""Workload + hardware + kernels + block sizes -> the cost table (one row per layer x frame x hardware x
+kernel x block), with the per-layer and per-hardware summaries."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,66 +8,78 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..hardware import EnergyTable, Hardware
+from ..hardware import EnergyTable, Hardware, kinds
 from ..workload import BlockWorkload, Geometry, dense_work, sparse_work, traffic
+from ..workload.regions import region_shape
+from ..workload.strategies import Kernel, get as strategy
 from .energy import energy
-from .latency import STEPS, latency
+from .latency import OVERHEADS, STEPS, latency
 from .memory import footprint
 
-LEVEL_ENERGY = ("e_dram", "e_l2", "e_buffer", "e_noc", "e_rf", "e_mac")
+LEVEL_ENERGY = ("e_dram", "e_l2", "e_buffer", "e_noc", "e_rf", "e_mac", "e_static")
 BREAK_EVEN_STEPS = 200  # density resolution of the break-even search: 1/200
+KEYS = ("workload", "hw", "energy_table", "kernel")   # what one configuration is keyed by
 
 
 @dataclass(frozen=True)
 class Estimate:
-    rows: pd.DataFrame      # layer x frame x hw x block
-    layers: pd.DataFrame    # layer x hw x block: totals over frames, break-even density
-    summary: pd.DataFrame   # hw x block: totals over the video, speed-up, energy saving, memory
+    rows: pd.DataFrame      # layer x frame x hw x kernel x block
+    layers: pd.DataFrame    # layer x hw x kernel x block: totals over frames, break-even density
+    summary: pd.DataFrame   # hw x kernel x block: totals over the video, speed-up, energy saving, memory
 
 
 def _costs(geo: Geometry, hw: Hardware, table: EnergyTable, work, block) -> dict[str, np.ndarray]:
     moved = traffic(geo, hw, work)   # once: latency and energy read the same traffic
-    return {**latency(geo, hw, work, block, moved), **energy(geo, hw, table, work, moved=moved),
-            "bytes_backing": moved.kernel_bytes + moved.overhead_bytes}
+    t = latency(geo, hw, work, block, moved)
+    return {**t, **energy(geo, hw, table, work, moved=moved, seconds=t["latency_s"]),
+            "bytes_backing": moved.kernel_bytes + moved.overhead_bytes, "launches": moved.total_launches}
 
 
-def _break_even(geo: Geometry, hw: Hardware, wl: BlockWorkload, dense_latency: np.ndarray) -> np.ndarray:
+def block_work(geo: Geometry, wl: BlockWorkload, kernel: Kernel, blocks=None, pixels=None):
+    """The sparse work of a workload under a kernel: a region fuses its chains (their blocks are the
+    union of the chain's masks and each tile grows by the halo of the layers after it)."""
+    block = np.asarray(wl.blocks, float).reshape(1, 1, -1)
+    total = wl.total_blocks[:, None, :].astype(float)
+    fused = strategy(kernel.strategy).fuses_regions and wl.regions is not None
+    if blocks is None:
+        blocks = (wl.region_blocks if fused else wl.active_blocks).astype(float)
+        pixels = (wl.region_pixels if fused else wl.active_pixels).astype(float)
+    region = region_shape(wl.layers, wl.regions) if fused else None
+    return sparse_work(geo, block, blocks, pixels, total, kernel, region)
+
+
+def _break_even(geo: Geometry, hw: Hardware, wl: BlockWorkload, kernel: Kernel,
+                dense_latency: np.ndarray) -> np.ndarray:
     """Per layer and block, the lowest active-block density at which block-sparse is no faster than
     dense (1.0 where it always wins, 0.0 where even an empty mask loses)."""
     density = np.linspace(0.0, 1.0, BREAK_EVEN_STEPS + 1).reshape(1, -1, 1)
     total = wl.total_blocks[:, None, :].astype(np.float64)
     blocks = np.round(density * total)
-    pixels_per_block = (geo.out_pixels / total)
-    work = sparse_work(geo, np.asarray(wl.blocks, float).reshape(1, 1, -1), blocks,
-                       blocks * pixels_per_block, total)
+    work = block_work(geo, wl, kernel, blocks, blocks * geo.out_pixels / total)
     t = latency(geo, hw, work, np.asarray(wl.blocks, float).reshape(1, 1, -1))["latency_s"]
     loses = t >= dense_latency
     first = np.where(loses.any(axis=1), loses.argmax(axis=1), BREAK_EVEN_STEPS)
     return first / BREAK_EVEN_STEPS   # (L, Nb)
 
 
-def estimate_one(wl: BlockWorkload, hw: Hardware, table: EnergyTable) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    geo = Geometry.from_layers(wl.layers)
-    block = np.asarray(wl.blocks, float).reshape(1, 1, -1)
-    dense = _costs(geo, hw, table, dense_work(geo), None)
-    sparse_w = sparse_work(geo, block, wl.active_blocks.astype(float), wl.active_pixels.astype(float),
-                           wl.total_blocks[:, None, :].astype(float))
-    sparse = _costs(geo, hw, table, sparse_w, block)
+def _rows(wl: BlockWorkload, hw: Hardware, table: EnergyTable, kernel: Kernel, geo: Geometry,
+          dense: dict, sparse: dict, sparse_w) -> pd.DataFrame:
     shape = wl.active_blocks.shape
-    L, T, NB = shape
     grid = lambda a: np.broadcast_to(a, shape).reshape(-1)  # noqa: E731
+    block = np.asarray(wl.blocks, float).reshape(1, 1, -1)
     columns = {
-        "hw": hw.name, "energy_table": table.name,
+        "workload": wl.name, "hw": hw.name, "energy_table": table.name, "kernel": kernel.name,
+        "mask_source": kernel.mask_source,
         "layer_id": grid(wl.layers["id"].to_numpy().reshape(-1, 1, 1)),
         "layer": grid(wl.layers["name"].to_numpy().reshape(-1, 1, 1)),
         "frame": grid(wl.frames.reshape(1, -1, 1)),
         "block": grid(block).astype(np.int64),
-        "active_blocks": wl.active_blocks.reshape(-1), "total_blocks": grid(wl.total_blocks[:, None, :]),
-        "density": wl.density.reshape(-1),
+        "active_blocks": grid(sparse_w.blocks).astype(np.int64), "total_blocks": grid(wl.total_blocks[:, None, :]),
+        "density": grid(sparse_w.blocks / wl.total_blocks[:, None, :]),
         "macs": grid(sparse_w.macs), "macs_dense": grid(geo.dense_macs),
     }
     columns["macs_skipped"] = columns["macs_dense"] - columns["macs"]
-    for k in (*STEPS, "t_overhead", "latency_s"):
+    for k in (*STEPS, *OVERHEADS, "t_overhead", "latency_s", "launches"):
         columns[k] = grid(sparse[k])
     columns["latency_dense_s"] = grid(dense["latency_s"])
     for k in sparse:
@@ -75,26 +88,43 @@ def estimate_one(wl: BlockWorkload, hw: Hardware, table: EnergyTable) -> tuple[p
     columns["energy_dense_pj"] = grid(dense["energy_pj"])
     columns["bytes_backing"] = grid(sparse["bytes_backing"])
     columns["bytes_backing_dense"] = grid(dense["bytes_backing"])
-    rows = pd.DataFrame(columns)
+    return pd.DataFrame(columns)
+
+
+def estimate_one(wl: BlockWorkload, hw: Hardware, table: EnergyTable, kernel: Kernel | None = None
+                 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    kernel = kernel or Kernel(kinds.of(hw).strategies[0])
+    geo = Geometry.from_layers(wl.layers)
+    block = np.asarray(wl.blocks, float).reshape(1, 1, -1)
+    dense = _costs(geo, hw, table, dense_work(geo, kernel), None)
+    sparse_w = block_work(geo, wl, kernel)
+    sparse = _costs(geo, hw, table, sparse_w, block)
+    rows = _rows(wl, hw, table, kernel, geo, dense, sparse, sparse_w)
+    T = wl.active_blocks.shape[1]
 
     agg = rows.groupby(["layer_id", "layer", "block"], sort=True).agg(
         density_mean=("density", "mean"), density_max=("density", "max"), macs=("macs", "sum"),
         macs_dense=("macs_dense", "sum"), latency_s=("latency_s", "sum"), latency_dense_s=("latency_dense_s", "sum"),
         latency_worst_s=("latency_s", "max"), energy_pj=("energy_pj", "sum"),
         energy_dense_pj=("energy_dense_pj", "sum")).reset_index()
-    agg.insert(0, "hw", hw.name)
-    agg.insert(1, "energy_table", table.name)
-    agg["break_even_density"] = _break_even(geo, hw, wl, dense["latency_s"]).reshape(-1)
+    for i, key in enumerate(KEYS):
+        agg.insert(i, key, rows[key].iloc[0])
+    agg["break_even_density"] = _break_even(geo, hw, wl, kernel, dense["latency_s"]).reshape(-1)
     agg["speedup"] = agg["latency_dense_s"] / agg["latency_s"]
     agg["energy_saving"] = 1 - agg["energy_pj"] / agg["energy_dense_pj"]
 
+    dense_frames = int((wl.active_pixels[:, :, 0] == wl.layers["out_h"].to_numpy()[:, None] *
+                        wl.layers["out_w"].to_numpy()[:, None]).all(axis=0).sum())
     summary = []
     for j, b in enumerate(wl.blocks):
         sel = rows[rows["block"] == b]
         per_frame = sel.groupby("frame")[["latency_s", "latency_dense_s"]].sum()
-        mem = footprint(geo, hw, b, wl.active_blocks[:, :, j], wl.active_pixels[:, :, j], wl.total_blocks[:, j])
+        mem = footprint(geo, hw, b, wl.active_blocks[:, :, j], wl.active_pixels[:, :, j], wl.total_blocks[:, j],
+                        kernel)
         summary.append({
-            "hw": hw.name, "energy_table": table.name, "block": b, "frames": T,
+            "workload": wl.name, "hw": hw.name, "energy_table": table.name, "kernel": kernel.name, "block": b,
+            "frames": T,
+            "dense_frames": dense_frames,
             "macs": sel["macs"].sum(), "macs_dense": sel["macs_dense"].sum(),
             "latency_s": sel["latency_s"].sum(), "latency_dense_s": sel["latency_dense_s"].sum(),
             "latency_worst_frame_s": per_frame["latency_s"].max(),
@@ -111,8 +141,17 @@ def estimate_one(wl: BlockWorkload, hw: Hardware, table: EnergyTable) -> tuple[p
     return rows, agg, summary
 
 
-def estimate(wl: BlockWorkload, hardware: Sequence[Hardware], tables: Sequence[EnergyTable]) -> Estimate:
-    """The cost model for every (hardware, energy table) pair given, in order."""
-    parts = [estimate_one(wl, hw, table) for hw, table in zip(hardware, tables)]
+def runs(hw: Hardware, kernels: Sequence[Kernel] | None) -> list[Kernel]:
+    """The kernels a hardware runs, of those asked for (None: its natural one)."""
+    if not kernels:
+        return [Kernel(kinds.of(hw).strategies[0])]
+    return [k for k in kernels if k.strategy in kinds.of(hw).strategies]
+
+
+def estimate(wl: BlockWorkload, hardware: Sequence[Hardware], tables: Sequence[EnergyTable],
+             kernels: Sequence[Kernel] | None = None) -> Estimate:
+    """The cost model for every (hardware, energy table) pair given, in order, and every kernel each
+    hardware runs (None: each one's natural kernel)."""
+    parts = [estimate_one(wl, hw, table, k) for hw, table in zip(hardware, tables) for k in runs(hw, kernels)]
     rows, layers, summary = (pd.concat(p, ignore_index=True) for p in zip(*parts))
     return Estimate(rows=rows, layers=layers, summary=summary)

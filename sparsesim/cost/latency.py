@@ -9,9 +9,11 @@ Steps (each at least the previous one):
                 fills (row-stationary)
   t_occupancy   block occupancy: blocks are scheduled whole (n x B^2 pixels), edge blocks included
   t_bandwidth   the conv kernel's roofline: max(compute, bytes at its backing level / bandwidth)
-then t_overhead adds what block sparsity needs besides the conv: the mask reduction, gather and scatter
-passes (memory-bound) and kernel launches or operator dispatches. The first four steps are each
-hardware kind's own (`sparsesim.hardware.kinds`); the roofline and the overheads are common.
+then t_overhead adds what block sparsity needs besides the conv, step by step as the kernel strategy
+bills it (`sparsesim.workload.strategies`): t_mask (the mask reduction and the metadata, streaming),
+t_gather and t_scatter (indexed passes) and t_launch (kernel launches or operator dispatches, or graph
+nodes under CUDA graphs). The first four steps are each hardware kind's own
+(`sparsesim.hardware.kinds`); the roofline and the overheads are common.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from ..hardware import Hardware, kinds
 from ..workload import Geometry, Traffic, Work, traffic
 
 STEPS = ("t_peak", "t_parallel", "t_util", "t_occupancy", "t_bandwidth")
+OVERHEADS = ("t_mask", "t_gather", "t_scatter", "t_launch")
 
 
 def latency(geo: Geometry, hw: Hardware, w: Work, block: np.ndarray | None = None,
@@ -32,10 +35,14 @@ def latency(geo: Geometry, hw: Hardware, w: Work, block: np.ndarray | None = Non
     steps = kind.latency_steps(geo, hw, w, block)
     steps.append(np.maximum(steps[-1], moved.kernel_bytes / moved.bandwidth))
     steps = list(np.maximum.accumulate(np.broadcast_arrays(*steps)))
-    dispatch = kind.dispatch_s(hw, kind.launches(w.sparse))
-    overhead = moved.streaming_bytes / moved.bandwidth + \
-        moved.indexed_bytes / (kind.gather_bandwidth(hw) or moved.bandwidth) + dispatch
+    zero = np.zeros_like(steps[-1])
+    indexed = kind.gather_bandwidth(hw) or moved.bandwidth
+    graphs = w.kernel is not None and w.kernel.graphs
     out = dict(zip(STEPS, steps))
-    out["t_overhead"] = overhead + np.zeros_like(steps[-1])
-    out["latency_s"] = steps[-1] + overhead
+    out.update(t_mask=moved.step_bytes["mask"] / moved.bandwidth + zero,
+               t_gather=moved.step_bytes["gather"] / indexed + zero,
+               t_scatter=moved.step_bytes["scatter"] / indexed + zero,
+               t_launch=kind.dispatch_s(hw, moved.total_launches, graphs) + zero)
+    out["t_overhead"] = sum(out[k] for k in OVERHEADS)
+    out["latency_s"] = steps[-1] + out["t_overhead"]
     return out

@@ -4,6 +4,8 @@ A table gives pJ per bit for each memory kind (optionally split by data type) an
 pricer turns access counts, each tagged with the level it happens at and the data type it moves,
 into energy by level kind (`e_<kind>`), by data type (`e_type_<type>`) and for MACs (`e_mac`),
 honouring the tiling's bypass directives (a data type a level does not hold costs nothing there).
+Those are dynamic energies (Sze's per-access figures); given the run's seconds, the hardware's static
+power (idle board power, leakage) adds `e_static` = static_w x seconds: a run slower than dense pays it.
 """
 from __future__ import annotations
 
@@ -52,9 +54,11 @@ class Access:
 
 
 def price(hw: "Hardware", table: EnergyTable, accesses: Iterable[Access], macs: np.ndarray,
-          data_types: Sequence[str], scales: dict[tuple[str, str], float] | None = None) -> dict[str, np.ndarray]:
-    """Energy in pJ of `accesses` and `macs` on `hw` with `table`. `scales` multiplies the accesses of
-    (level kind, data type) pairs and ("mac", "compute") the MACs (element-wise sparsity gates some)."""
+          data_types: Sequence[str], scales: dict[tuple[str, str], float] | None = None,
+          seconds: np.ndarray | float = 0.0) -> dict[str, np.ndarray]:
+    """Energy in pJ of `accesses` and `macs` on `hw` with `table`, plus static power over `seconds`.
+    `scales` multiplies the accesses of (level kind, data type) pairs and ("mac", "compute") the MACs
+    (element-wise sparsity gates some)."""
     scales = scales or {}
     zero = np.zeros_like(macs, dtype=np.float64)
     out = {f"e_{k}": zero.copy() for k in LEVEL_KINDS}
@@ -68,5 +72,7 @@ def price(hw: "Hardware", table: EnergyTable, accesses: Iterable[Access], macs: 
         out[f"e_{level_kind}"] += pj
         out[f"e_type_{a.data_type}"] += pj
     out["e_mac"] = macs * table.mac(hw.dtype) * scales.get(("mac", "compute"), 1.0)
-    out["energy_pj"] = out["e_mac"] + sum(out[f"e_{k}"] for k in LEVEL_KINDS)
+    out["e_static"] = hw.static_w * 1e12 * (np.asarray(seconds) + zero)
+    out["e_type_static"] = out["e_static"]   # its own category in the data-type breakdown too, so both sum up
+    out["energy_pj"] = out["e_mac"] + out["e_static"] + sum(out[f"e_{k}"] for k in LEVEL_KINDS)
     return out

@@ -135,7 +135,15 @@ def parse_hardware(path: Path) -> Hardware:
         clock_hz=r.get("clock_ghz", float, positive=True) * 1e9, dtype=dtype, units=units,
         peak_flops=peak, levels=tuple(levels), tiling=tiling(r),
         energy_table=r.get("energy_table", str), energy_tables=tuple(r.get("energy_tables", list, [])),
-        path=str(path), part=kind.parse(r))
+        path=str(path), part=kind.parse(r), static_w=_static_w(r))
+
+
+def _static_w(r: Reader) -> float:
+    """Static power in W (idle board power, leakage): optional, 0 where a file states none."""
+    value = r.get("static_w", float, 0.0)
+    if value < 0:
+        r.fail("static_w", "a power in W >= 0", value)
+    return float(value)
 
 
 def parse_energy_table(path: Path) -> EnergyTable:

@@ -59,6 +59,7 @@ class Hardware:
     energy_tables: tuple[str, ...]
     path: str
     part: Any = None                  # the kind's own fields (GpuPart, CpuPart, ArrayPart, ...)
+    static_w: float = 0.0             # power drawn whatever runs (idle board power, leakage), W
 
     def __getattr__(self, name: str) -> Any:
         """A kind's own field read through the hardware (`hw.rows` on an array), never on another kind."""

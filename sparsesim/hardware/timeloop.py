@@ -162,5 +162,5 @@ def import_timeloop(path: Path, data: dict, tiling: Tiling, clock_hz: float, dra
                   clock_hz=clock_hz, dtype=dtype, units=mac.instances,
                   peak_flops={dtype: 2.0 * mac.instances * clock_hz}, levels=tuple(levels), tiling=tiling,
                   energy_table=table.name, energy_tables=tuple(data.get("energy_tables", [])), path=str(path),
-                  part=part)
+                  part=part, static_w=float(data.get("static_w", 0.0)))
     return hw, table

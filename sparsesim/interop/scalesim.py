@@ -11,8 +11,6 @@ in CALC mode bandwidth is an output, not a limit.
 from __future__ import annotations
 
 import configparser
-import csv
-import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -20,99 +18,14 @@ import pandas as pd
 
 from ..errors import SparsesimError
 from ..sim.systolic import Gemm, SystolicConfig, SystolicResult, simulate_gemm
+from ..workload.topology import ConvLayer, ScaleSimInputError, read_topology  # noqa: F401  (re-exported)
 
 
-class ScaleSimInputError(SparsesimError):
-    """A SCALE-Sim topology or config file sparsesim cannot read."""
-
-
-@dataclass(frozen=True)
-class ConvLayer:
-    name: str
-    ifmap_h: int
-    ifmap_w: int
-    filter_h: int
-    filter_w: int
-    channels: int
-    filters: int
-    stride: int
-    sparsity: tuple[int, int] = (1, 1)
-
-    @property
-    def ofmap(self) -> tuple[int, int]:
-        return (math.ceil((self.ifmap_h - self.filter_h + self.stride) / self.stride),
-                math.ceil((self.ifmap_w - self.filter_w + self.stride) / self.stride))
-
-    @property
-    def ifmap_touched(self) -> int:
-        """Input words the windows read (the rows and columns a stride skips past are never read)."""
-        oh, ow = self.ofmap
-        return ((oh - 1) * self.stride + self.filter_h) * ((ow - 1) * self.stride + self.filter_w) * self.channels
-
-    def gemm(self) -> Gemm:
-        oh, ow = self.ofmap
-        return Gemm(m=oh * ow, k=self.filter_h * self.filter_w * self.channels, n=self.filters,
-                    sparsity=self.sparsity, name=self.name, ifmap_unique=self.ifmap_touched)
-
-
-def _int(path: Path, row: int, column: str, text: str) -> int:
-    try:
-        value = int(text.strip())
-    except ValueError:
-        raise ScaleSimInputError(f"{path}: row {row}: {column} must be an integer, got {text.strip()!r}") from None
-    if value < 1:
-        raise ScaleSimInputError(f"{path}: row {row}: {column} must be >= 1, got {value}")
-    return value
-
-
-def _ratio(path: Path, row: int, text: str) -> tuple[int, int]:
-    parts = text.strip().split(":")
-    if len(parts) != 2:
-        raise ScaleSimInputError(f"{path}: row {row}: sparsity must be N:M (e.g. 2:4), got {text.strip()!r}")
-    n, m = (_int(path, row, "sparsity", p) for p in parts)
-    if n > m:
-        raise ScaleSimInputError(f"{path}: row {row}: sparsity {n}:{m} keeps more than it has")
-    return n, m
-
-
-CONV_COLUMNS = ("IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width", "Channels", "Num Filter", "Strides")
-
-
-def read_topology(path: str | Path) -> list[ConvLayer]:
-    """Layers of a SCALE-Sim topology CSV (conv or GEMM format, detected from the header)."""
-    path = Path(path)
-    try:
-        rows = [r for r in csv.reader(path.read_text().splitlines()) if any(c.strip() for c in r)]
-    except FileNotFoundError:
-        raise ScaleSimInputError(f"topology file not found: {path}") from None
-    except (UnicodeDecodeError, csv.Error) as e:
-        raise ScaleSimInputError(f"{path}: not a CSV file ({e})") from None
-    if len(rows) < 2:
-        raise ScaleSimInputError(f"{path}: needs a header row and at least one layer")
-    header = [c.strip().lower() for c in rows[0] if c.strip()]
-    conv = "ifmap height" in header
-    layers = []
-    for i, raw in enumerate(rows[1:], start=2):
-        cells = [c for c in raw]
-        while cells and not cells[-1].strip():
-            cells.pop()                        # SCALE-Sim rows end with a comma
-        need = 8 if conv else 4
-        if len(cells) < need:
-            raise ScaleSimInputError(f"{path}: row {i}: expected at least {need} columns "
-                                     f"({'name, ' + ', '.join(CONV_COLUMNS) if conv else 'name, M, N, K'}), got {len(cells)}")
-        ratio = _ratio(path, i, cells[need]) if len(cells) > need else (1, 1)
-        name = cells[0].strip()
-        if conv:
-            v = [_int(path, i, col, cells[j + 1]) for j, col in enumerate(CONV_COLUMNS)]
-            layer = ConvLayer(name, *v, sparsity=ratio)
-            if layer.filter_h > layer.ifmap_h or layer.filter_w > layer.ifmap_w:
-                raise ScaleSimInputError(f"{path}: row {i}: filter {layer.filter_h}x{layer.filter_w} "
-                                         f"is larger than the ifmap {layer.ifmap_h}x{layer.ifmap_w}")
-        else:
-            m, n, k = (_int(path, i, col, cells[j + 1]) for j, col in enumerate("MNK"))
-            layer = ConvLayer(name, m, k, 1, k, 1, n, 1, sparsity=ratio)   # SCALE-Sim's GEMM-as-conv
-        layers.append(layer)
-    return layers
+def conv_gemm(layer: ConvLayer) -> Gemm:
+    """A topology layer's implicit GEMM, as SCALE-Sim folds it."""
+    oh, ow = layer.ofmap
+    return Gemm(m=oh * ow, k=layer.filter_h * layer.filter_w * layer.channels, n=layer.filters,
+                sparsity=layer.sparsity, name=layer.name, ifmap_unique=layer.ifmap_touched)
 
 
 @dataclass(frozen=True)
@@ -199,7 +112,7 @@ def run(topology: str | Path, config: str | Path) -> pd.DataFrame:
 
 
 def simulate_layer(layer: ConvLayer, cfg: ScaleSimConfig) -> SystolicResult:
-    g = layer.gemm()
+    g = conv_gemm(layer)
     if not cfg.sparsity_support and g.sparsity != (1, 1):
         g = replace(g, sparsity=(1, 1))   # SCALE-Sim ignores the column without SparsitySupport
     return simulate_gemm(g, cfg.array)

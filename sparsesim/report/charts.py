@@ -7,11 +7,12 @@ import pandas as pd
 
 from ..hardware import Hardware
 
-LEVELS = ["e_mac", "e_rf", "e_noc", "e_buffer", "e_l2", "e_dram"]
+LEVELS = ["e_mac", "e_rf", "e_noc", "e_buffer", "e_l2", "e_dram", "e_static"]
 LEVEL_NAMES = {"e_mac": "MAC", "e_rf": "register file", "e_noc": "array network", "e_buffer": "buffer",
-               "e_l2": "L2", "e_dram": "DRAM"}
+               "e_l2": "L2", "e_dram": "DRAM", "e_static": "static power"}
 STEP_NAMES = [("t_peak", "peak"), ("t_parallel", "parallelism"), ("t_util", "utilisation"),
-              ("t_occupancy", "block occupancy"), ("t_bandwidth", "bandwidth"), ("latency_s", "skip overheads")]
+              ("t_occupancy", "block occupancy"), ("t_bandwidth", "bandwidth"), ("t_mask", "mask reduction"),
+              ("t_gather", "gather"), ("t_scatter", "scatter"), ("latency_s", "launches")]
 
 
 def activity(active: pd.DataFrame, losing: pd.DataFrame) -> alt.VConcatChart:
@@ -38,8 +39,9 @@ def block_tradeoff(summary: pd.DataFrame) -> alt.HConcatChart:
     """Speed-up and energy saving against block size per hardware, with the break-even line."""
     base = alt.Chart(summary).encode(
         x=alt.X("block:O", title="block size B"), color=alt.Color("hw:N", title="hardware"),
-        strokeDash=alt.StrokeDash("trace:N", title="trace"),
-        tooltip=["trace", "hw", "block", alt.Tooltip("speedup:Q", format=".2f"),
+        strokeDash=alt.StrokeDash("kernel:N", title="kernel"), shape=alt.Shape("trace:N", title="trace"),
+        detail="trace:N",
+        tooltip=["trace", "hw", "kernel", "block", alt.Tooltip("speedup:Q", format=".2f"),
                  alt.Tooltip("energy_saving:Q", format=".0%")])
     speed = base.mark_line(point=True).encode(
         y=alt.Y("speedup:Q", title="speed-up over dense", scale=alt.Scale(type="log")))
@@ -55,7 +57,7 @@ def hardware_comparison(best: pd.DataFrame) -> alt.HConcatChart:
     long = []
     for r in best.to_dict("records"):
         for run, suffix in (("dense", "_dense"), ("sparse", "")):
-            key = f"{r['hw']} · {run}"
+            key = f"{r['hw']} · {r['kernel']} · {run}"
             long.append({"trace": r["trace"], "hw": r["hw"], "run": run, "bar": key, "latency_s": r[f"latency{suffix}_s"] / r["frames"],
                          "memory_mib": r[f"mem{'_dense' if run == 'dense' else '_sparse'}_bytes"] / 2**20,
                          **{LEVEL_NAMES[k]: r[f"{k}{suffix}_pj"] / r["frames"] * 1e-6 for k in LEVELS}})

@@ -97,20 +97,29 @@ def hardware_show(name: str) -> None:
     console.print(energy)
 
 
+def frames_note(summary) -> str:
+    """How many frames a summary covers and whether it includes dense ones (frame 0 of a trace or of
+    synthetic masks, resets)."""
+    frames, dense = int(summary["frames"].iloc[0]), int(summary["dense_frames"].iloc[0])
+    return f"{frames} frames, {dense} of them dense (included)" if dense else f"{frames} frames"
+
+
 def estimate_summary(result) -> None:
-    """Per hardware: the best block for latency and for energy, speed-up bounds, memory, break-even."""
+    """Per workload, hardware and kernel: the best block for latency and for energy, speed-up bounds,
+    memory, the layers that pay off."""
     from rich.table import Table
     s, layers = result.estimate.summary, result.estimate.layers
-    table = Table(title=f"block-sparse vs dense, {result.trace.path.name}: {int(s['frames'].iloc[0])} frames")
-    for col in ("hw", "energy table", "best B (time)", "speed-up (worst..best frame)", "energy saving",
-                "best B (energy)", "energy saving", "memory +", "layers that pay off", "dense / frame"):
+    table = Table(title=f"block-sparse vs dense, {result.name}: {frames_note(s)}")
+    for col in ("workload", "hw", "energy table", "kernel", "best B (time)", "speed-up (worst..best frame)",
+                "energy saving", "best B (energy)", "energy saving", "memory +", "layers that pay off", "dense / frame"):
         table.add_column(col, justify="right")
-    for (hw, tab), group in s.groupby(["hw", "energy_table"], sort=False):
+    for (workload, hw, tab, kernel), group in s.groupby(["workload", "hw", "energy_table", "kernel"], sort=False):
         fast = group.loc[group["latency_s"].idxmin()]
         frugal = group.loc[group["energy_pj"].idxmin()]
-        at_best = layers[(layers["hw"] == hw) & (layers["energy_table"] == tab) & (layers["block"] == fast["block"])]
+        at_best = layers[(layers["workload"] == workload) & (layers["hw"] == hw) & (layers["energy_table"] == tab)
+                         & (layers["kernel"] == kernel) & (layers["block"] == fast["block"])]
         pays = int((at_best["speedup"] > 1).sum())
-        table.add_row(hw, tab, str(int(fast["block"])),
+        table.add_row(workload, hw, tab, kernel, str(int(fast["block"])),
                       f"{fast['speedup']:.2f}x ({fast['speedup_worst_frame']:.2f}..{fast['speedup_best_frame']:.2f})",
                       f"{fast['energy_saving']:.0%}", str(int(frugal["block"])), f"{frugal['energy_saving']:.0%}",
                       f"{fast['mem_overhead']:+.0%}", f"{pays}/{len(at_best)}",
@@ -124,17 +133,19 @@ def estimate_summary(result) -> None:
 def verdict_table(verdicts, trace_name: str) -> None:
     from rich.table import Table
     console = _console()
-    for (hw, tab), group in verdicts.groupby(["hw", "energy_table"], sort=False):
-        table = Table(title=f"{trace_name} on {hw} ({tab})")
+    for (workload, hw, tab), group in verdicts.groupby(["workload", "hw", "energy_table"], sort=False):
+        table = Table(title=f"{workload} on {hw} ({tab})")
         measured = "measured_speedup" in group and group["measured_speedup"].notna().any()
-        for col in ("layer", "density", "B time", "B energy", "speed-up (worst..best)",
+        for col in ("layer", "density", "kernel", "B time", "B energy", "speed-up (worst..best)",
                     *(("measured (median frame)",) if measured else ()),
                     "break-even", "verdict"):
             table.add_column(col, justify="left" if col in ("layer", "verdict") else "right")
         for r in group.itertuples():
             be = "" if r.break_even_density != r.break_even_density else f"{r.break_even_density:.2f}"
             seen = (("" if r.measured_speedup != r.measured_speedup else f"{r.measured_speedup:.2f}x"),) if measured else ()
-            table.add_row(r.layer, f"{r.density:.3f}", str(r.best_block_time), str(r.best_block_energy),
+            table.add_row(r.layer, f"{r.density:.3f}", r.best_kernel, str(r.best_block_time),
+                          f"{r.best_block_energy} ({r.best_kernel_energy})" if r.best_kernel_energy != r.best_kernel
+                          else str(r.best_block_energy),
                           f"{r.speedup:.2f}x ({r.speedup_worst_frame:.2f}..{r.speedup_best_frame:.2f})", *seen, be,
                           r.verdict, style="bold" if r.layer_id < 0 else None)
         console.print(table)
@@ -159,20 +170,20 @@ def simulation_summary(result, trace_name: str) -> None:
     console = _console()
     s = result.summary
     table = Table(title=f"simulated vs analytical, {trace_name}, B={int(s['block'].iloc[0])}")
-    for col in ("hw", "simulated", "analytical", "gap", "speed-up sim (analytical)", "energy sim", "energy analytical",
-                "main stall"):
+    for col in ("workload", "hw", "kernel", "simulated", "analytical", "gap", "speed-up sim (analytical)", "energy sim",
+                "energy analytical", "main stall"):
         table.add_column(col, justify="right")
     for _, r in s.iterrows():
-        table.add_row(r["hw"], _si(r["sim_s"], "s"), _si(r["analytical_s"], "s"), f"{r['gap']:+.0%}",
+        table.add_row(r["workload"], r["hw"], r["kernel"], _si(r["sim_s"], "s"), _si(r["analytical_s"], "s"), f"{r['gap']:+.0%}",
                       f"{r['sim_speedup']:.2f}x ({r['analytical_speedup']:.2f}x)", _si(r["sim_energy_pj"] * 1e-12, "J"),
                       _si(r["analytical_energy_pj"] * 1e-12, "J"), r["main_cause"] or "-")
     console.print(table)
     layers = result.layers.assign(abs_gap=result.layers["gap"].abs()).sort_values("abs_gap", ascending=False)
     worst = Table(title="widest gaps (layer totals over frames)")
-    for col in ("hw", "layer", "simulated", "analytical", "gap", "why"):
+    for col in ("hw", "kernel", "layer", "simulated", "analytical", "gap", "why"):
         worst.add_column(col, justify="right")
     for _, r in layers.head(10).iterrows():
-        worst.add_row(r["hw"], r["layer"], _si(r["sim_s"], "s"), _si(r["analytical_s"], "s"),
+        worst.add_row(r["hw"], r["kernel"], r["layer"], _si(r["sim_s"], "s"), _si(r["analytical_s"], "s"),
                       f"{r['gap']:+.0%}", r["main_cause"] or "-")
     console.print(worst)
     for path in result.outputs:

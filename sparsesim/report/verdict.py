@@ -11,60 +11,67 @@ import pandas as pd
 
 from ..atomic import write_frame
 from ..cost import Estimate
+from ..cost.estimate import KEYS
 from ..cost.run import EstimateOptions, output_tables, run_estimate
 
 MODEL = "(whole model)"
+MEASURED_KERNEL = "gather-scatter"   # what `sparsesim measure` times (sparsesim.measure.kernels)
 
 
-def _verdict(speedup: float, block: int, density: float, break_even: float, worst: float) -> str:
+def _verdict(speedup: float, kernel: str, block: int, density: float, break_even: float, worst: float) -> str:
     if speedup > 1:
         tail = f"; worst frame {worst:.2f}x" if worst < 1 else ""
-        return f"skip with B={block} ({speedup:.2f}x{tail})"
+        return f"skip with B={block}, {kernel} ({speedup:.2f}x{tail})"
     if break_even <= 0:
-        return "run dense: the skipping overheads cost more than the dense layer even with nothing active"
-    return f"run dense: density {density:.2f} is above break-even {break_even:.2f}"
+        return f"run dense: the skipping overheads cost more than the dense layer even with nothing active ({kernel})"
+    return f"run dense: density {density:.2f} is above break-even {break_even:.2f} (B={block}, {kernel})"
 
 
 def _frame_speedups(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per hw, layer, block: the best and worst frame's speed-up."""
+    """Per configuration, layer, block: the best and worst frame's speed-up."""
     ratio = rows.assign(s=rows["latency_dense_s"] / rows["latency_s"])
-    return ratio.groupby(["hw", "energy_table", "layer", "block"])["s"].agg(best_frame="max", worst_frame="min")
+    return ratio.groupby([*KEYS, "layer", "block"])["s"].agg(best_frame="max", worst_frame="min")
 
 
 def block_verdicts(est: Estimate) -> pd.DataFrame:
-    """One row per hardware (and energy table) x layer, plus a whole-model row per hardware."""
-    layers = est.layers.join(_frame_speedups(est.rows), on=["hw", "energy_table", "layer", "block"])
-    keys = ["hw", "energy_table", "layer_id", "layer"]
+    """One row per workload x hardware (and energy table) x layer, the best kernel and block chosen, plus a
+    whole-model row per hardware."""
+    layers = est.layers.join(_frame_speedups(est.rows), on=[*KEYS, "layer", "block"])
+    keys = [k for k in KEYS if k != "kernel"] + ["layer_id", "layer"]
     fast = layers.loc[layers.groupby(keys, sort=False)["latency_s"].idxmin()].set_index(keys)
     frugal = layers.loc[layers.groupby(keys, sort=False)["energy_pj"].idxmin()].set_index(keys)
     out = pd.DataFrame({
-        "best_block_time": fast["block"], "best_block_energy": frugal["block"],
+        "best_kernel": fast["kernel"], "best_block_time": fast["block"],
+        "best_kernel_energy": frugal["kernel"], "best_block_energy": frugal["block"],
         "density": fast["density_mean"], "speedup": fast["speedup"],
         "speedup_best_frame": fast["best_frame"], "speedup_worst_frame": fast["worst_frame"],
         "break_even_density": fast["break_even_density"], "energy_saving": fast["energy_saving"],
         "energy_saving_best": frugal["energy_saving"],
     }).reset_index()
-    out["verdict"] = [_verdict(r.speedup, r.best_block_time, r.density, r.break_even_density, r.speedup_worst_frame)
-                      for r in out.itertuples()]
+    out["verdict"] = [_verdict(r.speedup, r.best_kernel, r.best_block_time, r.density, r.break_even_density,
+                               r.speedup_worst_frame) for r in out.itertuples()]
     return pd.concat([out, _model_rows(est)], ignore_index=True)
 
 
 def _model_rows(est: Estimate) -> pd.DataFrame:
     s = est.summary
     rows = []
-    for (hw, table), group in s.groupby(["hw", "energy_table"], sort=False):
+    for (workload, hw, table), group in s.groupby(["workload", "hw", "energy_table"], sort=False):
         fast, frugal = group.loc[group["latency_s"].idxmin()], group.loc[group["energy_pj"].idxmin()]
-        rows.append({"hw": hw, "energy_table": table, "layer_id": -1, "layer": MODEL,
-                     "best_block_time": int(fast["block"]), "best_block_energy": int(frugal["block"]),
-                     "density": float(est.layers[(est.layers["hw"] == hw) & (est.layers["block"] == fast["block"])]
-                                      ["density_mean"].mean()),
+        at = est.layers[(est.layers["workload"] == workload) & (est.layers["hw"] == hw) &
+                        (est.layers["kernel"] == fast["kernel"]) & (est.layers["block"] == fast["block"])]
+        rows.append({"workload": workload, "hw": hw, "energy_table": table, "layer_id": -1, "layer": MODEL,
+                     "best_kernel": fast["kernel"], "best_block_time": int(fast["block"]),
+                     "best_kernel_energy": frugal["kernel"], "best_block_energy": int(frugal["block"]),
+                     "density": float(at["density_mean"].mean()),
                      "speedup": fast["speedup"], "speedup_best_frame": fast["speedup_best_frame"],
                      "speedup_worst_frame": fast["speedup_worst_frame"], "break_even_density": np.nan,
                      "energy_saving": fast["energy_saving"], "energy_saving_best": frugal["energy_saving"],
                      "mem_overhead": fast["mem_overhead"]})
     for r in rows:
-        r["verdict"] = (f"skip with B={r['best_block_time']} ({r['speedup']:.2f}x, memory {r['mem_overhead']:+.0%})"
-                        if r["speedup"] > 1 else f"run dense: {r['speedup']:.2f}x at the best block B={r['best_block_time']}")
+        best = f"B={r['best_block_time']}, {r['best_kernel']}"
+        r["verdict"] = (f"skip with {best} ({r['speedup']:.2f}x, memory {r['mem_overhead']:+.0%})"
+                        if r["speedup"] > 1 else f"run dense: {r['speedup']:.2f}x at the best kernel and block, {best}")
     return pd.DataFrame(rows)
 
 
@@ -78,7 +85,8 @@ def attach_measured(verdicts: pd.DataFrame, measurements: pd.DataFrame, hw: str)
         return verdicts.assign(measured_speedup=np.nan)
     speedup = (table["dense"] / table["sparse"]).rename("measured_speedup")
     keyed = verdicts.join(speedup, on=["layer", "best_block_time"])
-    keyed.loc[keyed["hw"] != hw, "measured_speedup"] = np.nan
+    # `sparsesim measure` times the residual gather-scatter kernel: comparable only where that is the best
+    keyed.loc[(keyed["hw"] != hw) | (keyed["best_kernel"] != MEASURED_KERNEL), "measured_speedup"] = np.nan
     return keyed
 
 
@@ -108,4 +116,4 @@ def run_blocks(options: BlocksOptions) -> BlocksResult:
         verdicts = attach_measured(verdicts, measured, options.measured_hw)
     if out is not None:
         write_frame(out, verdicts)
-    return BlocksResult(verdicts, result.trace.path.name, (out,) if out is not None else ())
+    return BlocksResult(verdicts, result.name, (out,) if out is not None else ())

@@ -1,13 +1,14 @@
 """GPU tile scheduler: implicit-GEMM thread blocks scheduled onto SMs in waves.
 
 A block-sparse conv launches one thread block per (M tile of gathered active blocks) x (N tile of
-output channels). Thread blocks are dealt to the SMs' resident slots in launch order; a wave is one
-round of slots, and the last wave leaves SMs idle (the tail). A tile's time is its own roofline: its
-MACs at the SM's peak (a partial tile costs a whole tile on the tensor cores) or its bytes at its
+output channels), in the tile the library picks for the layer (`Kind.gemm_tile`). Thread blocks are
+dealt to the SMs' resident slots in launch order; a wave is one round of slots, and the last wave
+leaves SMs idle (the tail). A tile's time is its own roofline: its MACs at the rate its SM gives it
+(shared with the copies resident beside it; a partial tile costs a whole tile) or its bytes at its
 share of the bandwidth (the backing level's bandwidth split over the tiles running at once, capped
-by what one SM can pull). The mask reduction, gather and scatter are their own launches: streaming
-kernels whose bandwidth is capped by how many SMs their thread blocks occupy.
-Vectorised over frames: every argument may be an array of per-frame values.
+by what one SM can pull). The kernel strategy's other steps (mask reduction, gather, scatter) are
+their own launches: streaming kernels whose bandwidth is capped by how many SMs their thread blocks
+occupy. Vectorised over frames: every argument may be an array of per-frame values.
 """
 from __future__ import annotations
 
@@ -50,36 +51,37 @@ def _waves_time(tiles: np.ndarray, slots: int, tile_s: Callable[[np.ndarray], np
 
 def simulate_gpu(geo: Geometry, hw: Hardware, w: Work) -> GpuResult:
     """Seconds of each layer and frame on a GPU description (arrays broadcast as in the cost model)."""
-    t, p, kind = hw.tiling, hw.part, kinds.of(hw)
-    slots = hw.units * p.tiles_per_sm
-    per_sm_macs = hw.peak_macs_per_s / hw.units
-    n_tiles_n = np.ceil(geo.cout / t.tile_n)
-    m_tiles = np.where(w.blocks > 0, np.ceil(w.padded_pixels / t.tile_m), 0.0)
-    tiles = m_tiles * n_tiles_n
+    kind = kinds.of(hw)
+    tile = kind.gemm_tile(geo, hw, w)
+    slots = hw.units * np.maximum(tile.resident, 1)
+    m_tiles = np.where(w.blocks > 0, np.ceil(w.padded_pixels / tile.m), 0.0)
+    tiles = m_tiles * np.ceil(geo.cout / tile.n)
     moved = traffic(geo, hw, w)
     bandwidth, kernel_bytes = moved.bandwidth, moved.kernel_bytes
     tile_bytes = kernel_bytes / np.maximum(tiles, 1)
-    tile_compute = t.tile_m * t.tile_n * geo.gemm_k / per_sm_macs
     cap = _per_sm_bandwidth(hw)
 
     def tile_s(running: np.ndarray) -> np.ndarray:
-        share = np.minimum(bandwidth / np.minimum(running, hw.units) * np.minimum(p.tiles_per_sm, running), cap)
-        return np.maximum(tile_compute, tile_bytes / share)
+        per_sm = np.ceil(running / hw.units)                 # copies sharing an SM
+        share = np.minimum(bandwidth / np.minimum(running, hw.units) * np.minimum(tile.resident, running), cap)
+        return np.maximum(tile.tile_seconds(hw, per_sm), tile_bytes / share)
 
     conv, waves = _waves_time(tiles, slots, tile_s)
-    streaming, indexed = moved.streaming_bytes, moved.indexed_bytes
     kernel_s = np.where(tiles > 0, conv, 0.0)
-    over = _stream_kernel_s(streaming, hw, bandwidth, cap) + \
-        _stream_kernel_s(indexed, hw, np.minimum(bandwidth, kind.gather_bandwidth(hw) or np.inf), cap)
-    launch = kind.dispatch_s(hw, kind.launches(w.sparse))
+    indexed_bw = np.minimum(bandwidth, kind.gather_bandwidth(hw) or np.inf)
+    over = _stream_kernel_s(moved.step_bytes["mask"], hw, bandwidth, cap) + \
+        _stream_kernel_s(moved.step_bytes["gather"], hw, indexed_bw, cap) + \
+        _stream_kernel_s(moved.step_bytes["scatter"], hw, indexed_bw, cap)
+    launch = kind.dispatch_s(hw, moved.total_launches, w.kernel is not None and w.kernel.graphs)
     seconds = kernel_s + over + launch
-    bound = np.maximum(tile_compute, tile_bytes / np.minimum(bandwidth / hw.units * p.tiles_per_sm, cap))
+    full = tile.tile_seconds(hw, np.asarray(tile.resident))
+    bound = np.maximum(full, tile_bytes / np.minimum(bandwidth / hw.units * tile.resident, cap))
     stalls = {"tail": np.maximum(kernel_s - tiles * bound / slots, 0.0),
-              "bandwidth": np.maximum(tiles * (bound - tile_compute) / slots, 0.0),
+              "bandwidth": np.maximum(tiles * (bound - full) / slots, 0.0),
               "launch": launch + np.zeros_like(seconds), "overhead_kernels": over + np.zeros_like(seconds)}
     return GpuResult(seconds=seconds, conv_s=kernel_s, overhead_s=over + launch, tiles=tiles, waves=waves,
                      stalls=stalls, utilisation=w.macs / (hw.peak_macs_per_s * np.maximum(seconds, 1e-30)),
-                     dram_bytes=kernel_bytes + streaming + indexed)
+                     dram_bytes=kernel_bytes + moved.overhead_bytes)
 
 
 def _stream_kernel_s(nbytes: np.ndarray, hw: Hardware, bandwidth: np.ndarray, cap: float) -> np.ndarray:

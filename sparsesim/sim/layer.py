@@ -19,6 +19,8 @@ from ..errors import SparsesimError
 from ..hardware import Access, EnergyTable, Hardware, kinds, price
 from ..workload import (DATA_TYPES, Geometry, Work, block_map, dense_work, from_block_maps, input_coverage,
                         inner_accesses, sparse_work, traffic)
+from ..workload.strategies import Kernel
+from ..workload.traffic import RegionShape
 from .gpu import simulate_gpu
 from .spatial import simulate_spatial
 from .systolic import Gemm, SystolicConfig, simulate_gemm
@@ -109,8 +111,8 @@ def _systolic(run: LayerRun, hw: Hardware) -> SimResult:
         streams = np.array([float(geo.in_elems.item())])
     else:
         ms = np.asarray(work.padded_pixels).reshape(-1).astype(np.int64)
-        cover = input_coverage(run.maps, run.block, layer)
-        per_block = float(geo.tile_in_elems(np.array(float(run.block))).item())
+        cover = input_coverage(run.maps, run.block, layer) if np.all(work.first) and np.all(work.last) else None
+        per_block = float(np.asarray(work.tile_in).reshape(-1)[0])   # a region's tile, grown by its halo
         streams = np.asarray(work.blocks).reshape(-1) * per_block if cover is None else cover * float(geo.cin.item())
     out = [_gemm(Gemm(int(m), k, int(layer["out_channels"]), ifmap_stream=int(s)), cfg, level > 0)
            for m, s in zip(ms, streams)]
@@ -169,6 +171,9 @@ def sim_accesses(geo: Geometry, hw: Hardware, work: Work, r: SimResult) -> list[
     out = [Access(_level_index(hw, r.backing_level), t, words * bits) for t, words in r.backing_words.items()]
     out += [Access(backing, t, flat(moved.layer[t] - moved.kernel[t]) * bits) for t in moved.layer]
     out.append(Access(backing, "metadata", flat(moved.metadata) * 8))
+    buffer_index = _level_index(hw, "buffer")
+    if buffer_index is not None:   # a region's intermediate tiles kept in the buffer
+        out += [Access(buffer_index, t, flat(v) * bits) for t, v in moved.on_chip.items()]
     inner = inner_accesses(geo, hw, work)
     buffer = r.buffer_words if r.buffer_words is not None else {t: flat(v) for t, v in inner["buffer"].items()}
     for level_kind, words in (("buffer", buffer), ("noc", {t: flat(v) for t, v in inner["noc"].items()}),
@@ -180,33 +185,38 @@ def sim_accesses(geo: Geometry, hw: Hardware, work: Work, r: SimResult) -> list[
 
 
 def sim_energy(geo: Geometry, hw: Hardware, table: EnergyTable, work: Work, r: SimResult) -> np.ndarray:
+    """The simulator's accesses priced, plus static power over the simulated seconds."""
     macs = np.asarray(work.macs).reshape(-1)
-    return price(hw, table, sim_accesses(geo, hw, work, r), macs, PRICED_TYPES)["energy_pj"]
+    return price(hw, table, sim_accesses(geo, hw, work, r), macs, PRICED_TYPES,
+                 seconds=np.asarray(r.seconds).reshape(-1))["energy_pj"]
 
 
-def layer_work(layer: pd.Series, maps: np.ndarray, block: int) -> tuple[Geometry, Work]:
-    """A layer's geometry and block-sparse work per frame, from its block maps (counted once)."""
+def layer_work(layer: pd.Series, maps: np.ndarray, block: int, kernel: Kernel | None = None,
+               region: RegionShape | None = None) -> tuple[Geometry, Work]:
+    """A layer's geometry and block-sparse work per frame, from its block maps (counted once); inside
+    a fused region, `maps` are the region's and `region` this layer's place in it."""
     one = pd.DataFrame([layer])
     geo = Geometry.from_layers(one)
     wl = from_block_maps("sim", one, [maps], block, np.zeros((1, maps.shape[0])))
     b = np.array(float(block)).reshape(1, 1, 1)
     return geo, sparse_work(geo, b, wl.active_blocks.astype(float), wl.active_pixels.astype(float),
-                            wl.total_blocks[:, None, :].astype(float))
+                            wl.total_blocks[:, None, :].astype(float), kernel, region)
 
 
 def simulate_maps(layer: pd.Series, maps: np.ndarray, hw: Hardware, table: EnergyTable, block: int,
-                  schedule: str) -> pd.DataFrame:
+                  schedule: str, kernel: Kernel | None = None, region: RegionShape | None = None) -> pd.DataFrame:
     """One layer, every frame, from its (T, hb, wb) block maps: simulated seconds, energy and stalls
     (and the dense baseline's seconds)."""
-    geo, work = layer_work(layer, maps, block)
+    geo, work = layer_work(layer, maps, block, kernel, region)
     run = simulator_of(hw)
     sparse = run(LayerRun(layer, geo, work, block, maps, schedule), hw)
-    dense = run(LayerRun(layer, geo, dense_work(geo), None, None, schedule), hw)
+    dense = run(LayerRun(layer, geo, dense_work(geo, kernel), None, None, schedule), hw)
     macs = np.asarray(work.macs).reshape(-1)
     frame = {"active_blocks": np.asarray(work.blocks).reshape(-1).astype(np.int64),
              "total_blocks": int(np.asarray(work.total_blocks).reshape(-1)[0]),
              "sim_s": sparse.seconds, "sim_dense_s": float(np.asarray(dense.seconds).reshape(-1)[0]),
              "sim_energy_pj": sim_energy(geo, hw, table, work, sparse),
+             "sim_static_pj": hw.static_w * 1e12 * np.asarray(sparse.seconds).reshape(-1),
              "sim_utilisation": macs / (hw.peak_macs_per_s * sparse.seconds),
              "sim_backing_level": sparse.backing_level,
              "sim_backing_words": sum(sparse.backing_words.values()),

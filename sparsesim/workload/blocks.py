@@ -16,6 +16,7 @@ import pandas as pd
 from ..errors import SparsesimError
 from ..trace.format import Trace
 from .geometry import halo_tile
+from .regions import chains
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,9 @@ class BlockWorkload:
     active_pixels: np.ndarray       # (L, T, Nb) in-bounds output pixels covered by active blocks
     total_blocks: np.ndarray        # (L, Nb)
     mask_pixels: np.ndarray         # (L, T) output locations the gate turned on
+    regions: np.ndarray | None = None          # (L,) fused-region id per layer (None: every layer alone)
+    region_blocks: np.ndarray | None = None    # (L, T, Nb) active blocks of the union of its region's masks
+    region_pixels: np.ndarray | None = None    # (L, T, Nb) in-bounds pixels they cover
 
     @property
     def density(self) -> np.ndarray:
@@ -83,8 +87,9 @@ def input_coverage(maps: np.ndarray, block: int, layer) -> np.ndarray | None:
 
 
 def from_masks(name: str, layers: pd.DataFrame, masks: Sequence[np.ndarray], blocks: Iterable[int],
-               frames: np.ndarray | None = None) -> BlockWorkload:
-    """Workload from per-layer (T, out_h, out_w) bool mask stacks (layer-id order)."""
+               frames: np.ndarray | None = None, regions: np.ndarray | None = None) -> BlockWorkload:
+    """Workload from per-layer (T, out_h, out_w) bool mask stacks (layer-id order); `regions` (L,) groups
+    layers that a region strategy fuses (their blocks are the union of their masks')."""
     blocks = tuple(sorted(set(int(b) for b in blocks)))
     if not blocks or blocks[0] < 1:
         raise SparsesimError(f"block sizes must be >= 1, got {blocks}")
@@ -102,9 +107,18 @@ def from_masks(name: str, layers: pd.DataFrame, masks: Sequence[np.ndarray], blo
             active_blocks[i, :, j], active_pixels[i, :, j] = occupancy(stack, b)
             total[i, j] = total_blocks(layer.out_h, layer.out_w, b)
     mask_pixels = np.stack([m.reshape(m.shape[0], -1).sum(axis=1) for m in masks]) if masks else np.zeros((0, 0))
+    regions = np.arange(len(layers)) if regions is None else np.asarray(regions)
+    region_blocks, region_pixels = active_blocks.copy(), active_pixels.copy()
+    for r in np.unique(regions):
+        members = np.flatnonzero(regions == r)
+        if len(members) > 1:
+            union = np.logical_or.reduce([masks[i] for i in members])
+            for j, b in enumerate(blocks):
+                region_blocks[members, :, j], region_pixels[members, :, j] = occupancy(union, b)
     return BlockWorkload(name=name, layers=layers, frames=np.arange(n_frames) if frames is None else frames,
                          blocks=blocks, active_blocks=active_blocks, active_pixels=active_pixels,
-                         total_blocks=total, mask_pixels=mask_pixels)
+                         total_blocks=total, mask_pixels=mask_pixels, regions=regions,
+                         region_blocks=region_blocks, region_pixels=region_pixels)
 
 
 def total_blocks(h: int, w: int, block: int) -> int:
@@ -112,18 +126,38 @@ def total_blocks(h: int, w: int, block: int) -> int:
 
 
 def from_block_maps(name: str, layers: pd.DataFrame, maps: Sequence[np.ndarray], block: int,
-                    mask_pixels: np.ndarray, frames: np.ndarray | None = None) -> BlockWorkload:
+                    mask_pixels: np.ndarray, frames: np.ndarray | None = None,
+                    regions: np.ndarray | None = None) -> BlockWorkload:
     """Workload of one block size from per-layer (T, hb, wb) block maps (layer-id order), counted
-    once (the simulator keeps the maps and needs the counts beside them)."""
+    once (the simulator keeps the maps and needs the counts beside them); `regions` as in `from_masks`."""
     layers = layers.sort_values("id").reset_index(drop=True)
-    counts = [map_occupancy(m, block, layer.out_h, layer.out_w) for m, layer in zip(maps, layers.itertuples())]
     n_frames = maps[0].shape[0] if maps else 0
     as_grid = lambda values: np.asarray(values, np.int64).reshape(len(layers), n_frames, 1)  # noqa: E731
+    regions = np.arange(len(layers)) if regions is None else np.asarray(regions)
+
+    def counts(per_layer: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        c = [map_occupancy(m, block, layer.out_h, layer.out_w) for m, layer in zip(per_layer, layers.itertuples())]
+        return as_grid([x[0] for x in c]), as_grid([x[1] for x in c])
+
+    active_blocks, active_pixels = counts(maps)
+    region_blocks, region_pixels = counts(region_maps(maps, regions))
     total = np.array([[total_blocks(layer.out_h, layer.out_w, block)] for layer in layers.itertuples()], np.int64)
     return BlockWorkload(name=name, layers=layers, frames=np.arange(n_frames) if frames is None else frames,
-                         blocks=(block,), active_blocks=as_grid([c[0] for c in counts]),
-                         active_pixels=as_grid([c[1] for c in counts]), total_blocks=total.reshape(-1, 1),
-                         mask_pixels=mask_pixels)
+                         blocks=(block,), active_blocks=active_blocks, active_pixels=active_pixels,
+                         total_blocks=total.reshape(-1, 1), mask_pixels=mask_pixels, regions=regions,
+                         region_blocks=region_blocks, region_pixels=region_pixels)
+
+
+def region_maps(maps: Sequence[np.ndarray], regions: np.ndarray) -> list[np.ndarray]:
+    """Each layer's block maps replaced by the union over its region (a block any member needs)."""
+    out = list(maps)
+    for r in np.unique(regions):
+        members = np.flatnonzero(regions == r)
+        if len(members) > 1:
+            union = np.logical_or.reduce([maps[i] for i in members])
+            for i in members:
+                out[i] = union
+    return out
 
 
 def from_trace(trace: Trace, blocks: Iterable[int], max_frames: int | None = None) -> BlockWorkload:
@@ -140,7 +174,8 @@ def from_trace(trace: Trace, blocks: Iterable[int], max_frames: int | None = Non
     if not frames:
         raise SparsesimError(f"trace {trace.path} holds no frames")
     stacks = [np.stack(ms[: len(frames)]) for ms in per_layer]
-    return from_masks(trace.path.name, kept_channels(layers, trace.channels), stacks, blocks, np.asarray(frames))
+    layers = kept_channels(layers, trace.channels)
+    return from_masks(trace.path.name, layers, stacks, blocks, np.asarray(frames), chains(layers, trace.graph))
 
 
 def kept_channels(layers: pd.DataFrame, channels: pd.DataFrame | None) -> pd.DataFrame:

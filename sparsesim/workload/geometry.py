@@ -81,8 +81,9 @@ class Geometry:
         transposed = np.ceil((block - 1 + d * (k - 1)) / s) + 1  # input rows that scatter into it
         return np.minimum(np.where(self.transposed, transposed, conv), limit)
 
-    def tile_in_elems(self, block: np.ndarray) -> np.ndarray:
-        """Input elements one B x B output block reads, halo included (clipped to the input map)."""
-        th = self._tile_side(block, self.kh, self.sh, self.dh, self.in_h)
-        tw = self._tile_side(block, self.kw, self.sw, self.dw, self.in_w)
+    def tile_in_elems(self, block: np.ndarray, extra_h=0.0, extra_w=0.0) -> np.ndarray:
+        """Input elements one B x B output block reads, halo included (clipped to the input map); a
+        layer inside a fused region computes (B + extra_h) x (B + extra_w) outputs per block."""
+        th = self._tile_side(block + extra_h, self.kh, self.sh, self.dh, self.in_h)
+        tw = self._tile_side(block + extra_w, self.kw, self.sw, self.dw, self.in_w)
         return th * tw * self.cin

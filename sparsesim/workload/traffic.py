@@ -1,17 +1,13 @@
 """Data movement by memory level and data type: the physics the cost model and the simulators share.
 
-The block-sparse Skip-Convolution layer as a real implementation runs it:
-1. mask reduction: read x_t and the reference x_{t-1} over the whole input, write the block mask and
-   the index list of active blocks (metadata);
-2. gather (unfused implementations, GPUs and CPUs): read the x_t and x_{t-1} tiles of the active blocks,
-   halos included, and write the residual tiles to a gather buffer;
-3. conv: implicit GEMM over the active blocks' pixels (M) x output channels (N); inputs are re-read once
-   per N tile, weights once per M tile;
-4. scatter: read the conv result and the reference output z_{t-1}, write z_t = z_{t-1} + update.
-Fused implementations (the kind says: accelerator arrays) read the tiles and z_{t-1} directly, with no
-gather buffer. The reference buffers rotate (the current input becomes the next reference), so they
-cost no copy. The dense baseline reads the input once per N tile, the weights once per M tile, writes
-the output.
+A block-sparse layer runs as its kernel strategy says (`sparsesim.workload.strategies`: the steps
+mask, gather, conv, scatter, their elements by data type and their launches); `Work.kernel` names the
+strategy and where the mask comes from (default: the kind's natural strategy on residual masks, the
+Skip-Convolution: reduce x_t and x_{t-1}, gather both tiles, conv, scatter-add into z_{t-1}). The conv
+runs as an implicit GEMM over the active blocks' pixels (M) x output channels (N) in the tile the kind
+picks (`Kind.gemm_tile`); inputs are re-read once per N tile, weights once per M tile. The reference
+buffers rotate (the current input becomes the next reference), so they cost no copy. The dense
+baseline reads the input once per N tile, the weights once per M tile, writes the output.
 
 Each layer's tensors live at its backing level: the smallest shared on-chip level (L2, global buffer)
 that holds the layer's working set, else DRAM. Every element moved at the backing level passes through
@@ -27,6 +23,7 @@ import numpy as np
 
 from ..hardware import Hardware, kinds
 from .geometry import Geometry
+from .strategies import INDEX_BYTES, STEPS, Kernel, Layer, get as strategy
 
 DATA_TYPES = ("weights", "inputs", "outputs", "state", "gather")
 # Register-file accesses per MAC and data type: operands read, partial sums read and updated. On a
@@ -37,7 +34,6 @@ RF_PER_MAC = {"implicit-gemm": {"weights": 1, "inputs": 1, "outputs": 1},
               "output-stationary": {"outputs": 2},
               "input-stationary": {"inputs": 1},
               "row-stationary": {"weights": 1, "inputs": 1, "outputs": 2}}
-INDEX_BYTES = 4
 ON_CHIP_BACKING = ("l2", "buffer")   # shared levels that can hold a layer's working set
 
 
@@ -46,23 +42,50 @@ class Work:
     """What one configuration executes: arrays broadcast to (L, T, Nb) (or (L, 1, 1) when dense)."""
     sparse: bool
     blocks: np.ndarray            # active blocks n
-    pixels: np.ndarray            # in-bounds output pixels they cover
-    padded_pixels: np.ndarray     # n * B^2: pixels as the hardware schedules them
+    pixels: np.ndarray            # in-bounds output pixels they cover (halos a region recomputes included)
+    padded_pixels: np.ndarray     # n x the tile's pixels (B^2 outside regions): as the hardware schedules them
     tile_in: np.ndarray           # input elements per block (halo included)
     total_blocks: np.ndarray
     macs: np.ndarray
+    kernel: Kernel | None = None  # strategy and mask source (None: the kind's natural one, residual masks)
+    first: np.ndarray | bool = True   # gathers its input: False inside a region after its first layer
+    last: np.ndarray | bool = True    # scatters its output: False inside a region before its last layer
 
 
-def dense_work(geo: Geometry) -> Work:
+@dataclass(frozen=True)
+class RegionShape:
+    """Where each layer sits in its fused region (arrays of shape (L, 1, 1)): whether it gathers, whether
+    it scatters, and the halo the layers after it add to its output tile (rows, columns)."""
+    first: np.ndarray
+    last: np.ndarray
+    extra_h: np.ndarray
+    extra_w: np.ndarray
+
+
+def dense_work(geo: Geometry, kernel: Kernel | None = None) -> Work:
     px = geo.out_pixels
     return Work(sparse=False, blocks=np.ones_like(px), pixels=px, padded_pixels=px, tile_in=geo.in_elems,
-                total_blocks=np.ones_like(px), macs=px * geo.macs_per_pixel)
+                total_blocks=np.ones_like(px), macs=px * geo.macs_per_pixel, kernel=kernel)
 
 
 def sparse_work(geo: Geometry, block: np.ndarray, blocks: np.ndarray, pixels: np.ndarray,
-                total_blocks: np.ndarray) -> Work:
-    return Work(sparse=True, blocks=blocks, pixels=pixels, padded_pixels=blocks * block * block,
-                tile_in=geo.tile_in_elems(block), total_blocks=total_blocks, macs=pixels * geo.macs_per_pixel)
+                total_blocks: np.ndarray, kernel: Kernel | None = None, region: RegionShape | None = None) -> Work:
+    """The work of `blocks` active B x B blocks covering `pixels` in-bounds outputs; inside a fused
+    region each block's tile grows by the halo of the layers after it (and is recomputed whole)."""
+    if region is None:
+        return Work(sparse=True, blocks=blocks, pixels=pixels, padded_pixels=blocks * block * block,
+                    tile_in=geo.tile_in_elems(block), total_blocks=total_blocks, macs=pixels * geo.macs_per_pixel,
+                    kernel=kernel)
+    grown = (block + region.extra_h) * (block + region.extra_w)
+    pixels = np.minimum(pixels * grown / (block * block), geo.out_pixels)
+    return Work(sparse=True, blocks=blocks, pixels=pixels, padded_pixels=blocks * grown,
+                tile_in=geo.tile_in_elems(block, region.extra_h, region.extra_w), total_blocks=total_blocks,
+                macs=pixels * geo.macs_per_pixel, kernel=kernel, first=region.first, last=region.last)
+
+
+def kernel_of(hw: Hardware, w: Work) -> Kernel:
+    """The work's kernel, or the kind's natural strategy on residual masks."""
+    return w.kernel or Kernel(kinds.of(hw).strategies[0])
 
 
 @dataclass(frozen=True)
@@ -74,46 +97,48 @@ class Traffic:
     kernel: dict[str, np.ndarray]       # ... the conv kernel alone
     metadata: np.ndarray                # bytes of block masks and index lists
     kernel_bytes: np.ndarray            # bytes the conv kernel moves at the backing level
-    streaming_bytes: np.ndarray         # mask reduction over x_t and x_{t-1}, and the metadata
-    indexed_bytes: np.ndarray           # gather and scatter passes (unfused kinds)
+    streaming_bytes: np.ndarray         # the mask step (reduction over x_t and x_{t-1}) and the metadata
+    indexed_bytes: np.ndarray           # gather and scatter steps
+    steps: dict[str, dict[str, np.ndarray]]     # elements by data type, per step (mask, gather, conv, scatter)
+    step_bytes: dict[str, np.ndarray]           # bytes per step at the backing level (the mask's with the metadata)
+    launches: dict[str, np.ndarray]             # launches per step
+    on_chip: dict[str, np.ndarray]              # elements by data type a region keeps in the buffer instead
 
     @property
     def overhead_bytes(self) -> np.ndarray:
         return self.streaming_bytes + self.indexed_bytes
+
+    @property
+    def total_launches(self) -> np.ndarray:
+        return sum(self.launches.values())
 
 
 def _ceil(a: np.ndarray, b: float) -> np.ndarray:
     return np.ceil(a / b) if b > 0 else np.ones_like(a)
 
 
-def _backing_traffic(geo: Geometry, hw: Hardware, w: Work) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
-    """Elements per data type at the backing level: (whole layer, the conv kernel alone, metadata bytes)."""
-    t = hw.tiling
-    input_rereads = _ceil(geo.cout, t.tile_n)               # once per N tile
-    weight_rereads = _ceil(w.padded_pixels, t.tile_m)        # once per M tile
-    active = (w.blocks > 0).astype(np.float64)
+def bill(geo: Geometry, hw: Hardware, w: Work):
+    """The configuration's steps (elements by data type at the backing level, launches) and metadata."""
+    kind = kinds.of(hw)
+    tile = kind.gemm_tile(geo, hw, w)
+    tile_m, tile_n = np.asarray(tile.m, np.float64), np.asarray(tile.n, np.float64)
+    reread_in = np.ceil(geo.cout / tile_n)                                             # once per N tile
+    weights = geo.weight_elems * np.where(tile_m > 0, np.ceil(w.padded_pixels / np.maximum(tile_m, 1)), 1.0)  # per M tile
     zero = np.zeros_like(w.macs)
     if not w.sparse:
-        kernel = {"weights": geo.weight_elems * weight_rereads, "inputs": geo.in_elems * input_rereads,
-                  "outputs": geo.out_elems + zero, "state": zero, "gather": zero}
-        return kernel, kernel, zero
-    tiles = w.blocks * w.tile_in
-    updated = w.pixels * geo.cout
-    weights = geo.weight_elems * weight_rereads * active
-    if kinds.of(hw).fused:
-        kernel = {"weights": weights, "inputs": tiles * input_rereads, "outputs": updated,
-                  "state": tiles * input_rereads + updated, "gather": zero}
-        layer = dict(kernel, inputs=kernel["inputs"] + geo.in_elems, state=kernel["state"] + geo.in_elems)
-        consumers = 1
-    else:
-        kernel = {"weights": weights, "inputs": zero, "outputs": zero, "state": zero,
-                  "gather": tiles * input_rereads + updated}       # read gathered tiles, write the update
-        layer = {"weights": weights, "inputs": geo.in_elems + tiles, "outputs": updated,
-                 "state": geo.in_elems + tiles + updated,
-                 "gather": tiles + tiles * input_rereads + 2 * updated}
-        consumers = 3                                              # gather, conv, scatter read the indices
-    metadata = np.ceil(w.total_blocks / 8) + INDEX_BYTES * w.blocks * (1 + consumers)
-    return layer, kernel, metadata
+        conv = {"weights": weights + zero, "inputs": geo.in_elems * reread_in + zero, "outputs": geo.out_elems + zero,
+                "state": zero, "gather": zero}
+        return {"conv": conv}, {"conv": 1.0 + zero}, zero, {}
+    buffer = hw.level("buffer")
+    per_block = (w.tile_in + w.padded_pixels / np.maximum(w.blocks, 1) * geo.cout) * hw.word_bytes
+    x = Layer(in_elems=geo.in_elems, tiles=w.blocks * w.tile_in, reread_in=reread_in,
+              weights=weights * (w.blocks > 0), updated=w.pixels * geo.cout, computed=w.padded_pixels * geo.cout,
+              bitmask=np.ceil(w.total_blocks / 8), blocks=w.blocks, first=np.asarray(w.first), last=np.asarray(w.last),
+              fits=per_block <= (buffer.size_bytes if buffer is not None and buffer.shared else 0))
+    k = kernel_of(hw, w)
+    b = strategy(k.strategy).bill(x, k.mask_source, kind.region_on_chip)
+    steps = {step: {t: b.steps[step].get(t, zero) + zero for t in DATA_TYPES} for step in STEPS if step in b.steps}
+    return steps, {s_: v + zero for s_, v in b.launches.items()}, b.metadata + zero, b.on_chip
 
 
 def backing_level(geo: Geometry, hw: Hardware, w: Work) -> np.ndarray:
@@ -128,18 +153,16 @@ def backing_level(geo: Geometry, hw: Hardware, w: Work) -> np.ndarray:
 
 
 def traffic(geo: Geometry, hw: Hardware, w: Work) -> Traffic:
-    layer, kernel, metadata = _backing_traffic(geo, hw, w)
+    steps, launches, metadata, on_chip = bill(geo, hw, w)
     backing = backing_level(geo, hw, w)
-    if w.sparse:
-        streaming = 2 * geo.in_elems * hw.word_bytes + metadata
-        total = (sum(layer.values()) - sum(kernel.values())) * hw.word_bytes + metadata
-        streaming, indexed = streaming + np.zeros_like(w.macs), total - streaming
-    else:
-        streaming = indexed = np.zeros_like(w.macs)
+    layer = {t: sum(step[t] for step in steps.values()) for t in DATA_TYPES}
+    per_step = {name: sum(steps[name].values()) * hw.word_bytes if name in steps else 0.0 * metadata
+                for name in STEPS}
+    per_step["mask"] = per_step["mask"] + metadata
     return Traffic(backing=backing, bandwidth=np.choose(backing, [lv.bandwidth for lv in hw.levels]),
-                   layer=layer, kernel=kernel, metadata=metadata,
-                   kernel_bytes=sum(kernel.values()) * hw.word_bytes, streaming_bytes=streaming,
-                   indexed_bytes=indexed)
+                   layer=layer, kernel=steps["conv"], metadata=metadata, kernel_bytes=per_step["conv"],
+                   streaming_bytes=per_step["mask"], indexed_bytes=per_step["gather"] + per_step["scatter"],
+                   steps=steps, step_bytes=per_step, launches=launches, on_chip=on_chip)
 
 
 def inner_accesses(geo: Geometry, hw: Hardware, w: Work) -> dict[str, dict[str, np.ndarray]]:

@@ -1,6 +1,7 @@
 """The hardware kind: its base class and the registry (see the package docstring)."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -16,10 +17,16 @@ class Kind:
     """A hardware kind. Subclasses set the class attributes and override what differs."""
     name: str = ""
     section: str = ""                # the YAML section holding the part's fields
-    fused: bool = False              # block-sparse layers run as one pass (no gather buffer)
+    fused: bool = False              # its natural block-sparse kernel is one pass (no gather buffer)
+    region_on_chip: bool = False     # region fusion keeps a block's intermediates in its buffer
     array_network: bool = False      # operands hop PE to PE: interconnect accesses per MAC
     simulator: str | None = None     # name of its simulator in sparsesim.sim (None: none)
     default_schedule: str = "dynamic"
+
+    @property
+    def strategies(self) -> tuple[str, ...]:
+        """The kernel strategies it runs (sparsesim.workload.strategies), its natural one first."""
+        return ("fused", "region") if self.fused else ("gather-scatter", "fused", "region")
 
     def parse(self, section: Reader) -> Any:
         """The kind's part from its YAML section."""
@@ -29,14 +36,21 @@ class Kind:
         """The part of an array imported from another tool's description (Timeloop)."""
         raise HardwareError(f"a {self.name} cannot be imported from an array description (arrays only)")
 
-    def launches(self, sparse: bool) -> int:
-        """Kernel launches (or operator calls) one layer costs: mask reduction, gather, conv and
-        scatter when unfused, one pass when fused."""
-        return (1 if self.fused else 4) if sparse else 1
+    def dispatch_s(self, hw: Hardware, launches: Any, graphs: bool = False) -> Any:
+        """Seconds of launch or dispatch overhead for `launches` calls (arrays: none); `graphs`: the
+        calls are nodes of one captured graph (kinds without graphs ignore it)."""
+        return 0.0 * launches
 
-    def dispatch_s(self, hw: Hardware, launches: int) -> float:
-        """Seconds of launch or dispatch overhead for `launches` calls (arrays: none)."""
-        return 0.0
+    def gemm_tile(self, geo: Geometry, hw: Hardware, w: Work) -> Any:
+        """The implicit-GEMM tile a layer runs in (`.m` pixels x `.n` channels): the stated tiling,
+        except where a kind chooses per layer (GPUs)."""
+        t = hw.tiling
+        return _StatedTile(float(t.tile_m), float(t.tile_n))
+
+    def with_channel_group(self, hw: Hardware, group: int) -> Hardware:
+        """Work units of G output channels: the implicit GEMM's N tile becomes G."""
+        t = hw.tiling
+        return replace(hw, tiling=replace(t, tile_n=group, reuse_n=min(t.reuse_n, group)))
 
     def gather_bandwidth(self, hw: Hardware) -> float:
         """Bytes/s of the indexed gather and scatter passes; 0: as streaming."""
@@ -53,6 +67,11 @@ class Kind:
     def describe(self, hw: Hardware) -> str:
         """One line of `sparsesim hw show` on the kind's own figures."""
         return ""
+
+
+class _StatedTile:
+    def __init__(self, m: float, n: float) -> None:
+        self.m, self.n = m, n
 
 
 _REGISTRY: dict[str, Kind] = {}

@@ -25,8 +25,8 @@ class Cpu(Kind):
                        launch_s=c.get("op_overhead_us", float, positive=True) * 1e-6,
                        gather_bandwidth=c.get("gather_gbps", float, 0.0) * 1e9)
 
-    def dispatch_s(self, hw, launches: int) -> float:
-        return launches * hw.part.launch_s
+    def dispatch_s(self, hw, launches, graphs: bool = False):
+        return launches * hw.part.launch_s   # no graph capture on a CPU: every op dispatches
 
     def gather_bandwidth(self, hw) -> float:
         return hw.part.gather_bandwidth

@@ -1,19 +1,39 @@
-"""GPUs: implicit-GEMM thread-block tiles dealt to SMs in waves; separate launches per step."""
+"""GPUs: implicit-GEMM thread-block tiles (the library's fastest for the layer) dealt to SMs in waves;
+separate launches per step, each paying the driver's launch and the framework's op dispatch, or one
+graph node's cost when the work is captured in a CUDA graph."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .base import Kind, register
+from .gpu_tiles import Tile, TileChoice, choose
 
 
 @dataclass(frozen=True)
 class GpuPart:
-    launch_s: float            # per kernel launch
+    launch_s: float            # per kernel launch (driver and launch latency)
     max_blocks_per_sm: int     # resident thread blocks per SM (the compute capability's limit)
-    tiles_per_sm: int          # resident implicit-GEMM tiles per SM (<= max_blocks_per_sm)
+    tiles_per_sm: int          # resident copies of the stated tile, where no tile table is given
     gather_bandwidth: float    # bytes/s of the indexed gather/scatter passes (0: as streaming)
+    dispatch_s: float = 0.0    # per operator: the framework's host-side dispatch around each launch
+    graph_launch_s: float = 0.0    # per kernel node of a CUDA graph (replaces launch and dispatch)
+    schedulers: int = 4        # warp schedulers per SM: an SM issues at full rate with one warp on each
+    max_warps_per_sm: int = 64
+    registers_per_sm: int = 65536
+    tiles: tuple[Tile, ...] = ()   # the library's threadblock shapes; () = the stated tiling alone
+
+
+def _tiles(g) -> tuple[Tile, ...]:
+    rows = g.get("tiles", list, [])
+    out = []
+    for i, row in enumerate(rows):
+        if not (isinstance(row, list) and len(row) == 5 and all(isinstance(v, int) and v >= 0 for v in row)
+                and row[0] > 0 and row[1] > 0 and row[3] > 0):
+            g.fail(f"tiles[{i}]", "[M, N, K, warps, stages] of non-negative integers (M, N, warps > 0)", row)
+        out.append(Tile(*row))
+    return tuple(out)
 
 
 class Gpu(Kind):
@@ -21,36 +41,51 @@ class Gpu(Kind):
 
     def parse(self, r) -> GpuPart:
         g = r.sub(self.section)
-        part = GpuPart(launch_s=g.get("launch_us", float, positive=True) * 1e-6,
-                       max_blocks_per_sm=g.get("max_blocks_per_sm", int, positive=True),
+        launch = g.get("launch_us", float, positive=True) * 1e-6
+        part = GpuPart(launch_s=launch, max_blocks_per_sm=g.get("max_blocks_per_sm", int, positive=True),
                        tiles_per_sm=g.get("tiles_per_sm", int, positive=True),
-                       gather_bandwidth=g.get("gather_gbps", float, 0.0) * 1e9)
+                       gather_bandwidth=g.get("gather_gbps", float, 0.0) * 1e9,
+                       dispatch_s=g.get("dispatch_us", float, 0.0) * 1e-6,
+                       graph_launch_s=g.get("graph_launch_us", float, launch * 1e6) * 1e-6,
+                       schedulers=g.get("schedulers", int, 4), max_warps_per_sm=g.get("max_warps_per_sm", int, 64),
+                       registers_per_sm=g.get("registers_per_sm", int, 65536), tiles=_tiles(g))
         if part.tiles_per_sm > part.max_blocks_per_sm:
             g.fail("tiles_per_sm", f"at most max_blocks_per_sm ({part.max_blocks_per_sm})", part.tiles_per_sm)
         return part
 
-    def dispatch_s(self, hw, launches: int) -> float:
-        return launches * hw.part.launch_s
+    def dispatch_s(self, hw, launches, graphs: bool = False):
+        p = hw.part
+        return launches * (p.graph_launch_s if graphs else p.launch_s + p.dispatch_s)
 
     def gather_bandwidth(self, hw) -> float:
         return hw.part.gather_bandwidth
 
+    def candidates(self, hw) -> tuple[Tile, ...]:
+        t = hw.tiling
+        return hw.part.tiles or (Tile(t.tile_m, t.tile_n, 0, 0),)
+
+    def gemm_tile(self, geo, hw, w) -> TileChoice:
+        """The fastest tile of the table for the pixels the hardware schedules (whole blocks)."""
+        return choose(self.candidates(hw), hw, w.padded_pixels, geo.cout, geo.gemm_k, at=w.pixels)
+
     def latency_steps(self, geo, hw, w, block):
-        t, p = hw.tiling, hw.part
+        tile = self.gemm_tile(geo, hw, w)
         per_unit = hw.peak_macs_per_s / hw.units
-        slots = hw.units * p.tiles_per_sm
-        n_tiles = lambda m: np.ceil(m / t.tile_m) * np.ceil(geo.cout / t.tile_n)  # noqa: E731
-        tile_macs = t.tile_m * t.tile_n * geo.gemm_k
+        tiles = np.ceil(w.pixels / tile.m) * np.ceil(geo.cout / tile.n)
+        busy = np.maximum(np.minimum(tiles, hw.units), 1)
+        return [w.macs / hw.peak_macs_per_s, w.macs / (busy * per_unit), tile.seconds_at, tile.seconds]
 
-        def waves(m: np.ndarray) -> np.ndarray:
-            return np.ceil(n_tiles(m) / slots) * p.tiles_per_sm * tile_macs / per_unit
-
-        busy = np.maximum(np.minimum(n_tiles(w.pixels), hw.units), 1)
-        return [w.macs / hw.peak_macs_per_s, w.macs / (busy * per_unit), waves(w.pixels), waves(w.padded_pixels)]
+    def with_channel_group(self, hw, group: int):
+        """Work units of G output channels: every tile of the table is G wide."""
+        hw = super().with_channel_group(hw, group)
+        tiles = tuple(dict.fromkeys(replace(t, n=group) for t in hw.part.tiles))
+        return replace(hw, part=replace(hw.part, tiles=tiles))
 
     def describe(self, hw) -> str:
         p = hw.part
-        return f"launch {p.launch_s * 1e6:g} µs, {p.tiles_per_sm} tile(s)/SM, max {p.max_blocks_per_sm} blocks/SM"
+        table = f"{len(p.tiles)} library tile shapes" if p.tiles else f"{p.tiles_per_sm} tile(s)/SM"
+        return (f"launch {p.launch_s * 1e6:g} µs + dispatch {p.dispatch_s * 1e6:g} µs per op "
+                f"({p.graph_launch_s * 1e6:g} µs in a CUDA graph), {table}, max {p.max_blocks_per_sm} blocks/SM")
 
 
 register(Gpu())
