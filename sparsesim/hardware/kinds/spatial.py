@@ -14,6 +14,7 @@ from .array import ArrayPart, array_fields, describe_array
 
 class Spatial(Kind):
     name, section, fused, array_network, simulator = "spatial", "array", True, True, "row-stationary-sets"
+    region_on_chip = True       # a block's intermediate tiles stay in the global buffer across a region
     default_schedule = "static"
 
     def parse(self, r) -> ArrayPart:

@@ -39,6 +39,7 @@ FOLDS = {
 
 class Systolic(Kind):
     name, section, fused, array_network, simulator = "systolic", "array", True, True, "systolic-folds"
+    region_on_chip = True       # a block's intermediate tiles stay in the unified buffer across a region
 
     def parse(self, r) -> SystolicPart:
         dataflow = r.sub("tiling").get("dataflow", str)
