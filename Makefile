@@ -38,6 +38,7 @@ chromium:
 report: $(STAMP)
 	$(BIN)/sparsesim report traces/carphone_pristine-rife-input-norm-e0.01 \
 	  traces/carphone_pristine-mtcnn-pnet-input-norm-e0.05 -o reports/carphone --export png \
+	  --kernel gather-scatter,fused,region \
 	  --measurements traces/measurements/cpu-rife.parquet,traces/measurements/cpu-mtcnn.parquet,traces/measurements/cpu-synthetic.parquet \
 	  --measured-hw cpu
 
