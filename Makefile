@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/scalesim_crosscheck.py
 	$(BIN)/python benchmarks/sim_vs_analytical.py
 	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/published_gpu.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

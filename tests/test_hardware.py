@@ -34,6 +34,24 @@ def test_every_figure_carries_a_source_comment():
                 assert "#" in line, f"{path.name}:{number} has a figure without a source comment: {line.strip()}"
 
 
+def test_every_hardware_states_its_static_power():
+    """Idle board power (GPUs, the CPU) or leakage (arrays), with a source comment, on every committed file."""
+    for name in hardware.names():
+        text = (hardware.models_dir() / f"{name}.yaml").read_text()
+        line = next((ln for ln in text.splitlines() if ln.startswith("static_w:")), None)
+        assert line is not None and "#" in line, f"{name}.yaml states no static_w with a source"
+        assert hardware.load(name).static_w >= 0
+    assert hardware.load("h200").static_w > 0 and hardware.load("tpu-v1").static_w == 28
+
+
+def test_the_gpus_sbnet_and_this_project_measure_on():
+    gtx, h200 = hardware.load("gtx1080ti"), hardware.load("h200")
+    assert (gtx.units, gtx.dtype, gtx.levels[0].bandwidth) == (28, "fp32", 484e9)
+    assert gtx.part.tiles and all(t.k == 8 for t in gtx.part.tiles)      # SIMT tiles: no tensor cores on Pascal
+    assert (h200.units, h200.levels[0].bandwidth, h200.level("l2").size_bytes) == (132, 4.8e12, 50 * 2**20)
+    assert h200.levels[0].size_bytes >= 141e9
+
+
 def test_energy_tables_disagree_as_the_literature_does():
     ratio = lambda t: hardware.energy_table(t).access_pj_per_bit["dram"] * 16 / hardware.energy_table(t).mac("int16")  # noqa: E731
     assert round(ratio("sze-normalized")) == 200 and round(ratio("accelergy-45nm")) == 58

@@ -65,8 +65,13 @@ class Gpu(Kind):
         return hw.part.tiles or (Tile(t.tile_m, t.tile_n, 0, 0),)
 
     def gemm_tile(self, geo, hw, w) -> TileChoice:
-        """The fastest tile of the table for the pixels the hardware schedules (whole blocks)."""
-        return choose(self.candidates(hw), hw, w.padded_pixels, geo.cout, geo.gemm_k, at=w.pixels)
+        """The fastest tile of the table for the pixels the hardware schedules (whole blocks), timed as a
+        library times it: compute, or the conv's DRAM traffic in that tile where that is longer."""
+        def memory(tile_m: int, tile_n: int) -> np.ndarray:
+            elems = (w.blocks * w.tile_in * np.ceil(geo.cout / tile_n) + w.padded_pixels * geo.cout +
+                     geo.weight_elems * np.ceil(w.padded_pixels / tile_m) * (w.blocks > 0))
+            return elems * hw.word_bytes / hw.levels[0].bandwidth
+        return choose(self.candidates(hw), hw, w.padded_pixels, geo.cout, geo.gemm_k, at=w.pixels, memory=memory)
 
     def latency_steps(self, geo, hw, w, block):
         tile = self.gemm_tile(geo, hw, w)

@@ -15,6 +15,7 @@ A description without a table keeps its one stated tile (`tiling.tile_m` x `tili
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -87,14 +88,18 @@ def tile_seconds(tile: Tile, hw, m: np.ndarray, n: np.ndarray, k: np.ndarray) ->
 
 
 def choose(tiles: tuple[Tile, ...], hw, m: np.ndarray, n: np.ndarray, k: np.ndarray,
-           at: np.ndarray | None = None) -> TileChoice:
+           at: np.ndarray | None = None, memory: Callable[[int, int], np.ndarray] | None = None) -> TileChoice:
     """The fastest tile for each configuration of M pixels (ties go to the earlier, larger tile of the
-    table), and what the same tile takes for `at` pixels."""
+    table), and what the same tile takes for `at` pixels. `memory(tile_m, tile_n)`: seconds the kernel's
+    traffic takes in that tile (narrow tiles re-read the input per N tile): a library times the kernel
+    whole, so the pick is the lowest of max(compute, memory)."""
     at = m if at is None else at
     scored = [tile_seconds(t, hw, m, n, k) for t in tiles]
     shape = np.broadcast(m, n, k, at).shape
     seconds = np.stack([np.broadcast_to(s, shape) for s, _ in scored])
-    best = np.argmin(seconds, axis=0)
+    timed = seconds if memory is None else np.stack([np.maximum(s, np.broadcast_to(memory(t.m, t.n), shape))
+                                                     for s, t in zip(seconds, tiles)])
+    best = np.argmin(timed, axis=0)
     pick = lambda values: np.asarray(values, np.float64)[best]  # noqa: E731
     take = lambda stack: np.take_along_axis(stack, best[None], axis=0)[0]  # noqa: E731
     other = np.stack([np.broadcast_to(tile_seconds(t, hw, at, n, k)[0], shape) for t in tiles])
