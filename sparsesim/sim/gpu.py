@@ -52,11 +52,11 @@ def _waves_time(tiles: np.ndarray, slots: int, tile_s: Callable[[np.ndarray], np
 def simulate_gpu(geo: Geometry, hw: Hardware, w: Work) -> GpuResult:
     """Seconds of each layer and frame on a GPU description (arrays broadcast as in the cost model)."""
     kind = kinds.of(hw)
-    tile = kind.gemm_tile(geo, hw, w)
+    moved = traffic(geo, hw, w)
+    tile = kind.gemm_tile(geo, hw, w)      # the tile the traffic was billed in
     slots = hw.units * np.maximum(tile.resident, 1)
     m_tiles = np.where(w.blocks > 0, np.ceil(w.padded_pixels / tile.m), 0.0)
     tiles = m_tiles * np.ceil(geo.cout / tile.n)
-    moved = traffic(geo, hw, w)
     bandwidth, kernel_bytes = moved.bandwidth, moved.kernel_bytes
     tile_bytes = kernel_bytes / np.maximum(tiles, 1)
     cap = _per_sm_bandwidth(hw)

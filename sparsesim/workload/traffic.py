@@ -117,13 +117,12 @@ def _ceil(a: np.ndarray, b: float) -> np.ndarray:
     return np.ceil(a / b) if b > 0 else np.ones_like(a)
 
 
-def bill(geo: Geometry, hw: Hardware, w: Work):
-    """The configuration's steps (elements by data type at the backing level, launches) and metadata."""
-    kind = kinds.of(hw)
-    tile = kind.gemm_tile(geo, hw, w)
-    tile_m, tile_n = np.asarray(tile.m, np.float64), np.asarray(tile.n, np.float64)
-    reread_in = np.ceil(geo.cout / tile_n)                                             # once per N tile
-    weights = geo.weight_elems * np.where(tile_m > 0, np.ceil(w.padded_pixels / np.maximum(tile_m, 1)), 1.0)  # per M tile
+def _bill_in(geo: Geometry, hw: Hardware, w: Work, tile_m, tile_n):
+    """The configuration's steps in a given implicit-GEMM tile: inputs re-read once per N tile, weights
+    once per M tile (a tile of M = 0 holds every pixel: weights once)."""
+    tile_m, tile_n = np.asarray(tile_m, np.float64), np.asarray(tile_n, np.float64)
+    reread_in = np.ceil(geo.cout / tile_n)
+    weights = geo.weight_elems * np.where(tile_m > 0, np.ceil(w.padded_pixels / np.maximum(tile_m, 1)), 1.0)
     zero = np.zeros_like(w.macs)
     if not w.sparse:
         conv = {"weights": weights + zero, "inputs": geo.in_elems * reread_in + zero, "outputs": geo.out_elems + zero,
@@ -136,9 +135,19 @@ def bill(geo: Geometry, hw: Hardware, w: Work):
               bitmask=np.ceil(w.total_blocks / 8), blocks=w.blocks, first=np.asarray(w.first), last=np.asarray(w.last),
               fits=per_block <= (buffer.size_bytes if buffer is not None and buffer.shared else 0))
     k = kernel_of(hw, w)
-    b = strategy(k.strategy).bill(x, k.mask_source, kind.region_on_chip)
+    b = strategy(k.strategy).bill(x, k.mask_source, kinds.of(hw).region_on_chip)
     steps = {step: {t: b.steps[step].get(t, zero) + zero for t in DATA_TYPES} for step in STEPS if step in b.steps}
     return steps, {s_: v + zero for s_, v in b.launches.items()}, b.metadata + zero, b.on_chip
+
+
+def bill(geo: Geometry, hw: Hardware, w: Work, bandwidth: np.ndarray):
+    """The configuration's steps (elements by data type at the backing level, launches) and metadata, in
+    the tile the kind runs the layer in; a kind that chooses its tile is told what each tile's conv
+    moves at the backing level's `bandwidth`, so it times the kernel whole."""
+    def memory(tile_m: int, tile_n: int) -> np.ndarray:
+        return sum(_bill_in(geo, hw, w, tile_m, tile_n)[0]["conv"].values()) * hw.word_bytes / bandwidth
+    tile = kinds.of(hw).gemm_tile(geo, hw, w, memory)
+    return _bill_in(geo, hw, w, tile.m, tile.n)
 
 
 def backing_level(geo: Geometry, hw: Hardware, w: Work) -> np.ndarray:
@@ -153,13 +162,14 @@ def backing_level(geo: Geometry, hw: Hardware, w: Work) -> np.ndarray:
 
 
 def traffic(geo: Geometry, hw: Hardware, w: Work) -> Traffic:
-    steps, launches, metadata, on_chip = bill(geo, hw, w)
     backing = backing_level(geo, hw, w)
+    bandwidth = np.choose(backing, [lv.bandwidth for lv in hw.levels])
+    steps, launches, metadata, on_chip = bill(geo, hw, w, bandwidth)
     layer = {t: sum(step[t] for step in steps.values()) for t in DATA_TYPES}
     per_step = {name: sum(steps[name].values()) * hw.word_bytes if name in steps else 0.0 * metadata
                 for name in STEPS}
     per_step["mask"] = per_step["mask"] + metadata
-    return Traffic(backing=backing, bandwidth=np.choose(backing, [lv.bandwidth for lv in hw.levels]),
+    return Traffic(backing=backing, bandwidth=bandwidth,
                    layer=layer, kernel=steps["conv"], metadata=metadata, kernel_bytes=per_step["conv"],
                    streaming_bytes=per_step["mask"], indexed_bytes=per_step["gather"] + per_step["scatter"],
                    steps=steps, step_bytes=per_step, launches=launches, on_chip=on_chip)

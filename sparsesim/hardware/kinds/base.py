@@ -41,9 +41,10 @@ class Kind:
         calls are nodes of one captured graph (kinds without graphs ignore it)."""
         return 0.0 * launches
 
-    def gemm_tile(self, geo: Geometry, hw: Hardware, w: Work) -> Any:
+    def gemm_tile(self, geo: Geometry, hw: Hardware, w: Work, memory: Any = None) -> Any:
         """The implicit-GEMM tile a layer runs in (`.m` pixels x `.n` channels): the stated tiling,
-        except where a kind chooses per layer (GPUs)."""
+        except where a kind chooses per layer (GPUs); `memory(tile_m, tile_n)`: the seconds the conv's
+        traffic takes in that tile (`sparsesim.workload.traffic` tells it)."""
         t = hw.tiling
         return _StatedTile(float(t.tile_m), float(t.tile_n))
 

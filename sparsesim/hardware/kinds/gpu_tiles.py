@@ -92,18 +92,21 @@ def choose(tiles: tuple[Tile, ...], hw, m: np.ndarray, n: np.ndarray, k: np.ndar
     """The fastest tile for each configuration of M pixels (ties go to the earlier, larger tile of the
     table), and what the same tile takes for `at` pixels. `memory(tile_m, tile_n)`: seconds the kernel's
     traffic takes in that tile (narrow tiles re-read the input per N tile): a library times the kernel
-    whole, so the pick is the lowest of max(compute, memory)."""
+    whole, so the pick is the lowest of max(compute, memory). A running minimum over the table."""
     at = m if at is None else at
-    scored = [tile_seconds(t, hw, m, n, k) for t in tiles]
     shape = np.broadcast(m, n, k, at).shape
-    seconds = np.stack([np.broadcast_to(s, shape) for s, _ in scored])
-    timed = seconds if memory is None else np.stack([np.maximum(s, np.broadcast_to(memory(t.m, t.n), shape))
-                                                     for s, t in zip(seconds, tiles)])
-    best = np.argmin(timed, axis=0)
-    pick = lambda values: np.asarray(values, np.float64)[best]  # noqa: E731
-    take = lambda stack: np.take_along_axis(stack, best[None], axis=0)[0]  # noqa: E731
-    other = np.stack([np.broadcast_to(tile_seconds(t, hw, at, n, k)[0], shape) for t in tiles])
-    macs = np.stack([np.broadcast_to(t.m * t.n * (np.ceil(k / t.k) * t.k if t.k else k), shape) for t in tiles])
-    return TileChoice(m=pick([t.m for t in tiles]), n=pick([t.n for t in tiles]),
-                      resident=pick([c for _, c in scored]), seconds=take(seconds), seconds_at=take(other),
-                      tile_macs=take(macs), warps=pick([t.warps for t in tiles]))
+    best_time = np.full(shape, np.inf)
+    out = {key: np.zeros(shape) for key in ("m", "n", "resident", "seconds", "seconds_at", "tile_macs", "warps")}
+    for t in tiles:
+        seconds, copies = tile_seconds(t, hw, m, n, k)
+        timed = seconds if memory is None else np.maximum(seconds, memory(t.m, t.n))
+        better = np.broadcast_to(timed < best_time, shape)
+        if not better.any():
+            continue
+        best_time = np.where(better, timed, best_time)
+        values = {"m": t.m, "n": t.n, "resident": copies, "seconds": seconds,
+                  "seconds_at": seconds if at is m else tile_seconds(t, hw, at, n, k)[0],
+                  "tile_macs": t.m * t.n * (np.ceil(k / t.k) * t.k if t.k else k), "warps": t.warps}
+        for key, value in values.items():
+            out[key] = np.where(better, value, out[key])
+    return TileChoice(**out)
