@@ -205,3 +205,11 @@ def test_every_combination_of_kind_and_strategy_runs():
                                                                  ("residual", "given"))]
     est = estimate(wl, hws, [hardware.energy_table(h.energy_table) for h in hws], kernels)
     assert (est.rows["latency_s"] > 0).all() and np.isfinite(est.rows["energy_pj"]).all()
+
+
+def test_a_sweep_compares_kernels_too(small_trace):
+    from sparsesim.distributed.sweep import sweep
+    rows = sweep([str(small_trace)], ["h100", "eyeriss"], [4], kernels=parse_kernels(["fused", "region"]),
+                 progress=False)
+    assert set(map(tuple, rows[["hw", "kernel"]].drop_duplicates().to_numpy())) == \
+        {("h100", "fused"), ("h100", "region"), ("eyeriss", "fused"), ("eyeriss", "region")}
