@@ -157,12 +157,21 @@ def measure(args: argparse.Namespace) -> int:
     from ..measure.runner import MeasureOptions, run_measure
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.plan:
+        return measure_plan(args)
     table = run_measure(MeasureOptions(
         device=args.device, blocks=csv_ints(args.blocks, "--blocks"), densities=csv_floats(args.densities, "--densities"),
         trace=args.trace, layers=names(args.layers) or None, shapes=[shape(s) for s in args.shape],
-        dtype=args.dtype, repeat=args.repeat, output=args.output, progress=not args.quiet))
+        dtype=args.dtype, repeat=args.repeat, kernels=names(args.kernels), energy=args.energy, energy_s=args.energy_s,
+        output=args.output, progress=not args.quiet))
     print(f"{len(table)} timings written to {args.output}")
     return 0
+
+
+def measure_plan(args: argparse.Namespace) -> int:
+    from ..measure.plan import PlanOptions, run_plan
+    result = run_plan(PlanOptions(args.plan, args.output, args.device, args.smoke, args.dry_run, not args.quiet))
+    return wrote(result.outputs)
 
 
 def validate(args: argparse.Namespace) -> int:

@@ -209,12 +209,26 @@ def measure_args(m: argparse.ArgumentParser) -> None:
                    help="a synthetic layer shape (repeatable); default: four representative 3x3/1x1 layers")
     m.add_argument("--blocks", default="2,4,8,16,32", help="comma-separated block sizes")
     m.add_argument("--densities", default="0.05,0.1,0.25,0.5,0.75,1.0", help="active-block densities of the synthetic masks")
+    m.add_argument("--kernel", dest="kernels", default="dense,gather-scatter",
+                   help="comma-separated kernels: dense, gather-scatter (SBNet's four steps), fused (one Triton "
+                   "kernel; --device cuda only)")
     m.add_argument("--device", default="cpu", help="cpu or cuda")
     m.add_argument("--dtype", default="fp32", help="fp32 (TF32 off on CUDA), fp16 or bf16")
     m.add_argument("--repeat", type=int, default=15, help="timed repetitions per kernel (the median is kept)")
+    m.add_argument("--energy", action="store_true",
+                   help="CUDA: also each kernel's energy per call from NVML's counter over a loop, idle power "
+                   "subtracted (static/dynamic columns)")
+    m.add_argument("--energy-seconds", dest="energy_s", type=float, default=0.5, metavar="S",
+                   help="length of each energy loop")
+    m.add_argument("--plan", metavar="FILE", help="run a YAML plan of several measurements instead (e.g. "
+                   "benchmarks/h200_plan.yaml; -o is then a directory); the shape, block and kernel options above "
+                   "come from the plan")
+    m.add_argument("--smoke", action="store_true", help="with --plan: every shape tiny, one repeat (checks the plan)")
+    m.add_argument("--dry-run", action="store_true", help="with --plan: count cases and timed calls, estimate the time")
     m.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     m.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    m.add_argument("-o", "--output", required=True, metavar="FILE", help="e.g. traces/measurements/cpu.parquet")
+    m.add_argument("-o", "--output", required=True, metavar="PATH",
+                   help="the table, e.g. traces/measurements/cpu.parquet (with --plan: a directory)")
 
 
 def validate_args(v: argparse.ArgumentParser) -> None:
@@ -306,9 +320,9 @@ COMMANDS: dict[str, Command] = {
                       "Estimate one or more traces on the given hardware and write a self-contained HTML page "
                       "with altair charts (opens from disk, no internet), summary.md and the tables as CSV to DIR."),
     "measure": Command("time dense vs block-sparse conv kernels", measure_args,
-                       "Time the dense conv and the block-sparse gather -> conv -> scatter kernels (each step on "
-                       "its own) per layer shape x block x density, after checking the sparse result against the "
-                       "dense one."),
+                       "Time the dense conv and the block-sparse kernels (gather-scatter: each step on its own; "
+                       "fused: the block list and one Triton kernel) per layer shape x block x density, after "
+                       "checking each sparse result against the dense one."),
     "validate": Command("the cost model's predictions beside measured times", validate_args),
     "export": Command("write a trace's layers in other tools' formats", export_args),
     "sweep": Command("the cost model over traces x hardware x energy tables", sweep_args,

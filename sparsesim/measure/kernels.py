@@ -6,7 +6,9 @@ and a boolean output mask, the block-sparse layer runs as four steps, each timed
   gather   the residual tiles of the active blocks, halos included ((B-1)*s + d*(k-1) + 1 per side)
   conv     one dense conv over the batch of tiles (no padding: the halo is in the tile)
   scatter  z_t = z_{t-1} + update on the active blocks (clipped at the map's edges)
-These are the same steps the cost model charges (sparsesim.workload.traffic).
+These are the same steps the cost model charges (sparsesim.workload.traffic) for the `gather-scatter`
+strategy. The `fused` strategy (`fused_triton`) runs two: `block_list_step` (the gate's reduction and the
+active block list) and one kernel that computes the update of the active blocks in place.
 """
 from __future__ import annotations
 
@@ -42,6 +44,15 @@ class ConvShape:
         return halo_tile(block, self.k, self.stride, self.dilation)
 
     @classmethod
+    def parse(cls, text: str) -> "ConvShape":
+        """'CIN,COUT,K,S,P,H,W' (dilation 1); ValueError otherwise."""
+        values = [int(v) for v in str(text).split(",")]
+        if len(values) != 7 or min(values) < 0 or min(values[:3]) < 1 or values[3] < 1:
+            raise ValueError(text)
+        cin, cout, k, stride, pad, h, w = values
+        return cls(cin, cout, k, stride, pad, 1, h, w)
+
+    @classmethod
     def from_layer(cls, layer) -> "ConvShape":
         if layer.op != "conv2d" or layer.groups != 1 or layer.kernel_h != layer.kernel_w:
             raise SparsesimError(f"layer {layer.name}: the block-sparse kernels take square, ungrouped Conv2d "
@@ -63,6 +74,9 @@ class LayerState:
     r_pad: torch.Tensor         # zero-bordered residual buffer, reused across calls as a kernel would
     z_pad: torch.Tensor | None = None   # the output state padded to whole blocks, updated in place
     z_block: int = 0
+    thresholds: torch.Tensor | None = None  # fused: per-block gate thresholds realising the mask
+    w_gemm: torch.Tensor | None = None      # fused: the weights as the GEMM's (C_in*k*k, C_out) operand
+    z_fused: torch.Tensor | None = None     # fused: the output state, updated in place
 
 
 def make_state(shape: ConvShape, mask: torch.Tensor, device: str, dtype: torch.dtype, seed: int) -> LayerState:
@@ -136,6 +150,24 @@ def block_sparse(shape: ConvShape, s: LayerState, block: int) -> torch.Tensor:
     padded, corners = reduce_step(shape, s, block)
     tiles = gather_step(shape, padded, corners, block)
     return scatter_step(shape, s, conv_step(shape, tiles, s.weight), corners, block)
+
+
+def block_thresholds(mask: torch.Tensor, block: int, dtype: torch.dtype) -> torch.Tensor:
+    """A per-block gate threshold map that makes exactly the mask's blocks active: -inf on them, +inf
+    elsewhere (a gate's statistic is finite), so `block_list_step` reproduces the asked density."""
+    blocks = F.max_pool2d(mask[None, None].float(), block, block, ceil_mode=True)[0, 0] > 0
+    inf = torch.tensor(float("inf"), dtype=dtype, device=mask.device)
+    return torch.where(blocks, -inf, inf)
+
+
+def block_list_step(shape: ConvShape, s: LayerState, block: int) -> torch.Tensor:
+    """The fused strategy's reduction: as a Skip-Conv gate does, read x_t and x_{t-1} whole, take the
+    residual's norm summed over channels, max-pooled to the block grid, compare it with the per-block
+    thresholds; return the active blocks' top-left output pixels, (n, 2) int32. No residual buffer is
+    written: the fused kernel reads x_t and x_{t-1} itself."""
+    norm = (s.x - s.x_prev).abs().sum(1, keepdim=True)
+    stat = F.adaptive_max_pool2d(norm, tuple(s.thresholds.shape))[0, 0]
+    return (torch.nonzero(stat > s.thresholds) * block).to(torch.int32).contiguous()  # nonzero's is column-major
 
 
 def reference(shape: ConvShape, s: LayerState, block: int) -> torch.Tensor:

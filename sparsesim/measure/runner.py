@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import platform
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, replace
+from importlib.util import find_spec
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -15,14 +17,17 @@ from .. import trace as trace_mod
 from ..atomic import table_path, write_frame
 from ..errors import OptionError, SparsesimError, require
 from ..workload import block_map, occupancy
-from .kernels import (ConvShape, LayerState, block_sparse, conv_step, dense_conv, gather_step, make_state,
-                      reduce_step, reference, scatter_step)
-from .timing import Timing, time_calls
+from .energy import Meter
+from .kernels import ConvShape, LayerState, make_state, reference
+from .strategies import STRATEGIES, Strategy, layer_calls, time_strategy
+from .tables import DENSE, FUSED, GATHER_SCATTER
+from .timing import time_calls
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 DEFAULT_SHAPES = (ConvShape(64, 64, 3, 1, 1, 1, 64, 64), ConvShape(32, 32, 3, 1, 1, 1, 96, 96),
                   ConvShape(128, 128, 3, 1, 1, 1, 32, 32), ConvShape(64, 64, 1, 1, 0, 1, 64, 64))
 TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "bf16": 3e-2}
+SMOKE_CHANNELS, SMOKE_SIDE = 8, 24
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,12 @@ class MeasureOptions:
     warmup: int = 3
     rotate: int = 3
     seed: int = 0
+    kernels: Sequence[str] = (DENSE, GATHER_SCATTER)
+    energy: bool = False       # NVML energy over a loop of each kernel (CUDA only)
+    energy_s: float = 0.5      # each energy loop runs at least this long
+    idle_s: float = 2.0        # the idle-power window before the first case
+    budget_s: float | None = None   # start no case after this many seconds (what was measured is kept)
+    smoke: bool = False        # every shape shrunk to <= 8 channels and 24 x 24 (a plan's quick check)
     output: str | None = None
     progress: bool = True
 
@@ -51,6 +62,16 @@ class MeasureOptions:
         require(bool(self.blocks) and min(self.blocks) >= 1, "blocks", f"must be integers >= 1, got {list(self.blocks)}")
         require(bool(self.densities) and all(0 <= d <= 1 for d in self.densities), "densities",
                 f"must lie in [0, 1], got {list(self.densities)}")
+        unknown = [k for k in self.kernels if k not in STRATEGIES]
+        require(bool(self.kernels) and not unknown, "kernels",
+                f"must be among {', '.join(STRATEGIES)}, got {', '.join(unknown) or 'none'}")
+        cuda = self.device.startswith("cuda")
+        require(cuda or not any(STRATEGIES[k].cuda_only for k in self.kernels), "kernels",
+                "fused runs on --device cuda only (on a CPU Triton has just its interpreter, far too slow to time)")
+        require(FUSED not in self.kernels or find_spec("triton") is not None, "kernels",
+                "fused needs Triton: pip install 'sparsesim[gpu]' (or triton==3.6.0)")
+        require(cuda or not self.energy, "energy", "{energy} reads NVML's GPU energy counter: it needs --device cuda")
+        require(self.energy_s > 0 and self.idle_s > 0, ("energy_s", "idle_s"), "{energy_s} and {idle_s} must be > 0")
 
 
 @dataclass(frozen=True)
@@ -62,12 +83,15 @@ class Case:
     mask: torch.Tensor     # bool (out_h, out_w)
 
 
-def device_info(device: str, dtype: str) -> dict:
+def device_info(device: str, dtype: str, kernels: Sequence[str] = (), meter: Meter | None = None) -> dict:
     info = {"device": device, "dtype": dtype, "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "cuda": torch.version.cuda or "", "driver": ""}
+            "cuda": torch.version.cuda or "", "driver": meter.driver() if meter else ""}
+    if FUSED in kernels:
+        import triton
+        info["triton"] = triton.__version__
     if device.startswith("cuda"):
         props = torch.cuda.get_device_properties(torch.device(device))
-        info.update(device_name=props.name, driver=f"sm_{props.major}{props.minor}")
+        info.update(device_name=props.name, capability=f"sm_{props.major}{props.minor}")
     else:
         info["device_name"] = _cpu_name()
     return info
@@ -130,63 +154,97 @@ def cases(options: MeasureOptions) -> list[Case]:
                 out.append(Case(label, shape, block, "synthetic", block_mask(shape, block, density, rng)))
     if not out:
         raise OptionError("layers", "nothing to measure: the trace has no square ungrouped Conv2d layer matching {layers}")
-    return out
+    return [shrink(c) for c in out] if options.smoke else out
 
 
-def _check(case: Case, state: LayerState, dtype: str) -> None:
-    out = block_sparse(case.shape, state, case.block)
+def shrink(case: Case) -> Case:
+    """The case at smoke size: at most SMOKE_CHANNELS channels, the input cropped to SMOKE_SIDE (the mask
+    cropped with the output), every other parameter kept."""
+    s = case.shape
+    shape = replace(s, cin=min(s.cin, SMOKE_CHANNELS), cout=min(s.cout, SMOKE_CHANNELS),
+                    in_h=min(s.in_h, SMOKE_SIDE), in_w=min(s.in_w, SMOKE_SIDE))
+    return replace(case, shape=shape, mask=case.mask[:shape.out_h, :shape.out_w].contiguous())
+
+
+def _check(case: Case, strategy: Strategy, state: LayerState, dtype: str) -> None:
+    strategy.prepare(case.shape, state, case.block)
+    out = strategy.layer(case.shape, state, case.block)
     ref = reference(case.shape, state, case.block)
     err = float((out.double() - ref).norm() / ref.norm())
     if not err < TOLERANCE[dtype]:
-        raise SparsesimError(f"block-sparse result differs from dense on {case.layer} B={case.block}: "
+        raise SparsesimError(f"{strategy.name} result differs from dense on {case.layer} B={case.block}: "
                              f"relative error {err:.2e}")
 
 
-def measure_case(case: Case, options: MeasureOptions, info: dict) -> list[dict]:
+def input_sets(case: Case, options: MeasureOptions) -> list[LayerState]:
+    """`rotate` random input sets to time on, and one more to check results on (cases of one shape share
+    them: only the mask changes)."""
     dtype = DTYPES[options.dtype]
-    states = [make_state(case.shape, case.mask, options.device, dtype, options.seed + i) for i in range(options.rotate)]
-    _check(case, make_state(case.shape, case.mask, options.device, dtype, options.seed + 99), options.dtype)
+    return [make_state(case.shape, case.mask, options.device, dtype, options.seed + i)
+            for i in (*range(options.rotate), 99)]
+
+
+EnergyProbe = Callable[[Strategy, Case, list[LayerState], dict], dict]
+
+
+def measure_case(case: Case, options: MeasureOptions, info: dict, sets: list[LayerState] | None = None,
+                 energy: EnergyProbe | None = None) -> list[dict]:
+    sets = input_sets(case, options) if sets is None else sets
+    mask = case.mask.to(options.device)
+    for s in sets:
+        s.mask = mask
+    states, check = sets[:-1], sets[-1]
     shape, block = case.shape, case.block
-    t = lambda calls: time_calls(calls, options.device, options.warmup, options.repeat)  # noqa: E731
-    timings: dict[tuple[str, str], Timing] = {
-        ("dense", "total"): t([lambda s=s: dense_conv(shape, s.x, s.weight, s.bias) for s in states])}
-    staged = []
-    for s in states:  # intermediate results, so that each step is timed on its own inputs
-        padded, corners = reduce_step(shape, s, block)
-        tiles = gather_step(shape, padded, corners, block)
-        staged.append((s, padded, corners, tiles, conv_step(shape, tiles, s.weight)))
-    steps = {
-        "reduce": [lambda s=s: reduce_step(shape, s, block) for s, *_ in staged],
-        "gather": [lambda p=p, c=c: gather_step(shape, p, c, block) for _, p, c, _, _ in staged],
-        "conv": [lambda tl=tl, s=s: conv_step(shape, tl, s.weight) for s, _, _, tl, _ in staged],
-        "scatter": [lambda s=s, u=u, c=c: scatter_step(shape, s, u, c, block) for s, _, c, _, u in staged],
-    }
-    for name, calls in steps.items():
-        timings[("sparse", name)] = t(calls)
-    timings[("sparse", "e2e")] = t([lambda s=s: block_sparse(shape, s, block) for s in states])
-    total = sum(timings[("sparse", k)].median_s for k in steps)
-    timings[("sparse", "total")] = Timing(total, sum(timings[("sparse", k)].p10_s for k in steps),
-                                          sum(timings[("sparse", k)].p90_s for k in steps), options.repeat)
+    timer = lambda calls: time_calls(calls, options.device, options.warmup, options.repeat)  # noqa: E731
     hb, wb = block_map(case.mask.numpy()[None], block).shape[1:]
     active, active_px = (int(v[0]) for v in occupancy(case.mask.numpy()[None], block))
     base = {"layer": case.layer, "source": case.source, **asdict(shape), "out_h": shape.out_h, "out_w": shape.out_w,
             "block": block, "active_blocks": active, "total_blocks": hb * wb, "density": active / (hb * wb),
             "active_pixels": active_px, **info}
-    return [{**base, "kernel": kernel, "step": step, **asdict(timing)} for (kernel, step), timing in timings.items()]
+    rows = []
+    for name in options.kernels:
+        strategy = STRATEGIES[name]
+        if strategy.sparse:
+            _check(case, strategy, check, options.dtype)
+        timings = time_strategy(strategy, shape, states, block, timer)
+        joules = energy(strategy, case, states, timings) if energy else {}
+        rows += [{**base, "kernel": name, "step": step, **asdict(t), **(joules if step == "total" else {})}
+                 for step, t in timings.items()]
+    return rows
 
 
-def run_measure(options: MeasureOptions) -> pd.DataFrame:
+def energy_probe(meter: Meter, options: MeasureOptions, sync: Callable[[], None]) -> EnergyProbe:
+    """Energy of each kernel over a loop of the whole layer, beside its time (columns ENERGY_COLUMNS)."""
+    idle_w = meter.idle_power(options.idle_s)
+
+    def probe(strategy: Strategy, case: Case, states: list[LayerState], timings: dict) -> dict:
+        per_call = timings["e2e" if strategy.sparse else "total"].median_s
+        calls = layer_calls(strategy, case.shape, states, case.block)
+        return asdict(meter.loop(calls, sync, per_call, options.energy_s, idle_w))
+    return probe
+
+
+def run_measure(options: MeasureOptions, log: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """Measure every case (grouped by shape: each shape's inputs are built once), write the table."""
     options.validate()
-    if options.device.startswith("cuda"):
+    cuda = options.device.startswith("cuda")
+    if cuda:
         torch.backends.cudnn.allow_tf32 = False      # a fair fp32 baseline
         torch.backends.cuda.matmul.allow_tf32 = False
     out = table_path(options.output)
     todo = cases(options)
-    info = device_info(options.device, options.dtype)
-    rows = []
+    meter = Meter(options.device) if options.energy else None
+    info = device_info(options.device, options.dtype, options.kernels, meter)
+    start, rows, sets, shape = time.monotonic(), [], None, None
     with torch.inference_mode():
-        for case in tqdm(todo, unit="case", desc="measure", disable=not options.progress):
-            rows += measure_case(case, options, info)
+        probe = energy_probe(meter, options, torch.cuda.synchronize) if meter else None
+        for i, case in enumerate(tqdm(todo, unit="case", desc="measure", disable=not options.progress)):
+            if options.budget_s is not None and time.monotonic() - start > options.budget_s:
+                (log or print)(f"measure: time budget of {options.budget_s:.0f} s spent: {i} of {len(todo)} cases measured")
+                break
+            if case.shape != shape:
+                sets, shape = input_sets(case, options), case.shape
+            rows += measure_case(case, options, info, sets, probe)
     table = pd.DataFrame(rows)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)

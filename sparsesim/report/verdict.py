@@ -13,6 +13,7 @@ from ..atomic import write_frame
 from ..cost import Estimate
 from ..cost.estimate import KEYS
 from ..cost.run import EstimateOptions, output_tables, run_estimate
+from ..measure.tables import DENSE, GATHER_SCATTER, normalise
 
 MODEL = "(whole model)"
 MEASURED_KERNEL = "gather-scatter"   # what `sparsesim measure` times (sparsesim.measure.kernels)
@@ -79,11 +80,12 @@ def attach_measured(verdicts: pd.DataFrame, measurements: pd.DataFrame, hw: str)
     """Measured speed-up beside the predicted one: for rows of hardware `hw`, the measured dense time
     over the measured block-sparse total, on the trace's own mask of that layer at the predicted best
     block (rows `sparsesim measure --trace` recorded with source 'trace')."""
+    measurements = normalise(measurements)
     totals = measurements[(measurements["source"] == "trace") & (measurements["step"] == "total")]
     table = totals.pivot_table(index=["layer", "block"], columns="kernel", values="median_s")
-    if not {"dense", "sparse"} <= set(table.columns):
+    if not {DENSE, GATHER_SCATTER} <= set(table.columns):
         return verdicts.assign(measured_speedup=np.nan)
-    speedup = (table["dense"] / table["sparse"]).rename("measured_speedup")
+    speedup = (table[DENSE] / table[GATHER_SCATTER]).rename("measured_speedup")
     keyed = verdicts.join(speedup, on=["layer", "best_block_time"])
     # `sparsesim measure` times the residual gather-scatter kernel: comparable only where that is the best
     keyed.loc[(keyed["hw"] != hw) | (keyed["best_kernel"] != MEASURED_KERNEL), "measured_speedup"] = np.nan

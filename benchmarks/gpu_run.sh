@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The prepared GPU run of issue 16, in one go and offline: usage  benchmarks/gpu_run.sh OUTDIR
+#   1. `sparsesim calibrate --device cuda` (issue 15) when this sparsesim has it: the measured figures for
+#      accel_models/h200.yaml, written to OUTDIR/calibration/;
+#   2. `sparsesim measure --plan benchmarks/h200_plan.yaml`: OUTDIR/h200-*.parquet, plan.log, versions.json.
+# Everything it prints also goes to OUTDIR/run.log. It runs from this checkout without installing it
+# (PYTHONPATH), on the machine's own python3 with torch, Triton, pandas, pyarrow, pyyaml, tqdm and
+# nvidia-ml-py; PyAV, altair and Ray are not needed. Environment overrides (the tests use them on a CPU):
+#   DEVICE=cuda  PYTHON=python3  PLAN=benchmarks/h200_plan.yaml  PLAN_FLAGS="--smoke"  CALIBRATE_S=60
+set -euo pipefail
+out=${1:?usage: benchmarks/gpu_run.sh OUTDIR}
+root=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+cd "$root"
+export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+py=${PYTHON:-python3}
+device=${DEVICE:-cuda}
+sparsesim() { "$py" -m sparsesim.cli "$@"; }
+
+{
+  echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ) benchmarks/gpu_run.sh $out (device $device)"
+  git -C "$root" rev-parse HEAD 2>/dev/null || echo "(not a git checkout)"
+  nvidia-smi --query-gpu=name,driver_version,power.draw,power.limit,clocks.sm --format=csv 2>/dev/null \
+    || echo "nvidia-smi: not on this machine"
+  "$py" -c 'import sys, torch; print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda)'
+  # Hook for issue 15: calibrate first, bounded so that the plan keeps its time.
+  if sparsesim calibrate --help >/dev/null 2>&1; then
+    timeout "${CALIBRATE_S:-60}" "$py" -m sparsesim.cli calibrate --device "$device" -o "$out/calibration" \
+      || echo "calibrate: failed or ran out of its ${CALIBRATE_S:-60} s; measuring anyway"
+  else
+    echo "calibrate: this sparsesim has no calibrate command yet (issue 15): skipped"
+  fi
+  # shellcheck disable=SC2086  # PLAN_FLAGS is a list of flags
+  sparsesim measure --plan "${PLAN:-benchmarks/h200_plan.yaml}" --device "$device" -o "$out" ${PLAN_FLAGS:-}
+  echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ) done"
+} 2>&1 | tee -a "$out/run.log"

@@ -1,0 +1,114 @@
+"""The fused Triton kernel against the float64 dense reference, run by Triton's interpreter on the CPU.
+
+TRITON_INTERPRET must be set before the kernel is decorated (when `fused_triton` is first imported);
+nothing else in the suite imports it. Triton 3.6.0's interpreter turns a runtime integer (the kernel's
+K-loop bound) into an index with `int()` of a one-element array, which NumPy 2.4 refuses (triton issue
+#9171); the fixture applies the upstream one-line fix (PR #9172, released in 3.7.0) for these tests.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ["TRITON_INTERPRET"] = "1"
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+import triton.runtime.interpreter as interpreter  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from sparsesim.errors import SparsesimError  # noqa: E402
+from sparsesim.measure import fused_triton, kernels, runner  # noqa: E402
+from sparsesim.measure.kernels import ConvShape  # noqa: E402
+from sparsesim.measure.strategies import STRATEGIES  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def interpreter_index_fix():
+    original = interpreter._patch_lang_tensor
+
+    def patched(tensor, scope):
+        original(tensor, scope)
+        scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.squeeze()))
+    interpreter._patch_lang_tensor = patched
+    yield
+    interpreter._patch_lang_tensor = original
+
+
+def corners_of(mask: torch.Tensor, block: int) -> torch.Tensor:
+    blocks = F.max_pool2d(mask[None, None].float(), block, block, ceil_mode=True)[0, 0]
+    return (torch.nonzero(blocks > 0) * block).to(torch.int32).contiguous()
+
+
+def run_fused(shape: ConvShape, state: kernels.LayerState, block: int) -> torch.Tensor:
+    z = state.z_prev.clone()
+    fused_triton.fused_update(state.x, state.x_prev, fused_triton.gemm_weight(state.weight), z,
+                              corners_of(state.mask, block), block, shape.k, shape.stride, shape.padding, shape.dilation)
+    return z
+
+
+@settings(max_examples=30, deadline=None)
+@given(cin=st.integers(1, 6), cout=st.integers(1, 20), k=st.sampled_from([1, 2, 3, 5]), stride=st.sampled_from([1, 2]),
+       pad=st.integers(0, 2), dilation=st.sampled_from([1, 2]), h=st.integers(4, 14), w=st.integers(4, 14),
+       block=st.sampled_from([1, 2, 3, 4, 8, 32]), density=st.floats(0, 1), seed=st.integers(0, 1000))
+def test_fused_kernel_matches_the_float64_dense_reference(cin, cout, k, stride, pad, dilation, h, w, block, density, seed):
+    # cout up to 20 crosses the 16-channel N tile, cin * k * k up to 150 the 32-wide K step, 14 x 14
+    # maps the 64-pixel M tile; blocks that do not divide the map leave edge blocks to crop
+    shape = ConvShape(cin, cout, k, stride, pad, dilation, h, w)
+    if shape.out_h < 1 or shape.out_w < 1:
+        return
+    mask = torch.from_numpy(np.random.default_rng(seed).random((shape.out_h, shape.out_w)) < density)
+    state = kernels.make_state(shape, mask, "cpu", torch.float32, seed)
+    out = run_fused(shape, state, block)
+    ref = kernels.reference(shape, state, block)
+    assert out.shape == ref.shape
+    assert float((out.double() - ref).norm() / ref.norm()) < 1e-5
+
+
+def test_fused_kernel_leaves_inactive_blocks_untouched_and_handles_fp16():
+    shape = ConvShape(5, 18, 3, 1, 1, 1, 13, 11)
+    mask = torch.zeros(13, 11, dtype=torch.bool)
+    mask[0, 0] = mask[12, 10] = mask[6, 5] = True      # three blocks, two of them cropped at the edges
+    for dtype, tolerance in ((torch.float32, 1e-6), (torch.float16, 1e-2)):
+        state = kernels.make_state(shape, mask, "cpu", dtype, 3)
+        out = run_fused(shape, state, 4)
+        ref = kernels.reference(shape, state, 4)
+        assert out.dtype == dtype
+        assert float((out.double() - ref).norm() / ref.norm()) < tolerance
+        active = F.max_pool2d(mask[None, None].float(), 4, 4, ceil_mode=True).repeat_interleave(4, -2) \
+            .repeat_interleave(4, -1)[..., :13, :11] > 0
+        assert torch.equal(out[~active.expand_as(out)], state.z_prev[~active.expand_as(out)])  # bit for bit
+        assert not torch.equal(out, state.z_prev)
+
+
+def test_an_empty_block_list_launches_nothing():
+    shape = ConvShape(3, 4, 3, 1, 1, 1, 8, 8)
+    state = kernels.make_state(shape, torch.zeros(8, 8, dtype=torch.bool), "cpu", torch.float32, 0)
+    assert torch.equal(run_fused(shape, state, 4), state.z_prev)
+
+
+def test_the_fused_strategy_is_checked_and_timed_through_the_runner():
+    """The runner's path for `fused` (block list from the gate, the kernel, the check against the dense
+    reference, steps reduce + conv, e2e and total) on a tiny case, the kernel interpreted."""
+    shape = ConvShape(4, 6, 3, 2, 1, 1, 12, 12)
+    mask = runner.block_mask(shape, 2, 0.5, np.random.default_rng(0))
+    case = runner.Case("tiny", shape, 2, "synthetic", mask)
+    options = runner.MeasureOptions(repeat=1, warmup=0, rotate=1, kernels=("dense", "fused"))
+    rows = runner.measure_case(case, options, {})
+    fused = {r["step"]: r for r in rows if r["kernel"] == "fused"}
+    assert list(fused) == ["reduce", "conv", "e2e", "total"]
+    assert fused["total"]["median_s"] == pytest.approx(fused["reduce"]["median_s"] + fused["conv"]["median_s"])
+    assert STRATEGIES["fused"].cuda_only
+
+
+def test_a_wrong_fused_result_is_caught(monkeypatch):
+    monkeypatch.setattr(fused_triton, "BLOCK_K", 16)   # still right: a different K step
+    shape = ConvShape(4, 6, 3, 1, 1, 1, 10, 10)
+    case = runner.Case("tiny", shape, 4, "synthetic", torch.ones(10, 10, dtype=torch.bool))
+    options = runner.MeasureOptions(repeat=1, warmup=0, rotate=1, kernels=("fused",))
+    assert runner.measure_case(case, options, {})
+    monkeypatch.setattr(fused_triton, "gemm_weight", lambda w: -w.reshape(w.shape[0], -1).t().contiguous())
+    with pytest.raises(SparsesimError, match="fused result differs from dense"):
+        runner.measure_case(case, options, {})
