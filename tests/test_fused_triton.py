@@ -17,7 +17,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 import triton.runtime.interpreter as interpreter  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from kernel_cases import CONV_CASES, random_state, relative_error  # noqa: E402
 
 from sparsesim.errors import SparsesimError  # noqa: E402
 from sparsesim.measure import fused_triton, kernels, runner  # noqa: E402
@@ -50,21 +50,13 @@ def run_fused(shape: ConvShape, state: kernels.LayerState, block: int) -> torch.
 
 
 @settings(max_examples=30, deadline=None)
-@given(cin=st.integers(1, 6), cout=st.integers(1, 20), k=st.sampled_from([1, 2, 3, 5]), stride=st.sampled_from([1, 2]),
-       pad=st.integers(0, 2), dilation=st.sampled_from([1, 2]), h=st.integers(4, 14), w=st.integers(4, 14),
-       block=st.sampled_from([1, 2, 3, 4, 8, 32]), density=st.floats(0, 1), seed=st.integers(0, 1000))
-def test_fused_kernel_matches_the_float64_dense_reference(cin, cout, k, stride, pad, dilation, h, w, block, density, seed):
-    # cout up to 20 crosses the 16-channel N tile, cin * k * k up to 150 the 32-wide K step, 14 x 14
-    # maps the 64-pixel M tile; blocks that do not divide the map leave edge blocks to crop
-    shape = ConvShape(cin, cout, k, stride, pad, dilation, h, w)
-    if shape.out_h < 1 or shape.out_w < 1:
+@given(**CONV_CASES)
+def test_fused_kernel_matches_the_float64_dense_reference(block, **case):
+    made = random_state(**case)
+    if made is None:
         return
-    mask = torch.from_numpy(np.random.default_rng(seed).random((shape.out_h, shape.out_w)) < density)
-    state = kernels.make_state(shape, mask, "cpu", torch.float32, seed)
-    out = run_fused(shape, state, block)
-    ref = kernels.reference(shape, state, block)
-    assert out.shape == ref.shape
-    assert float((out.double() - ref).norm() / ref.norm()) < 1e-5
+    shape, state = made
+    assert relative_error(run_fused(shape, state, block), kernels.reference(shape, state, block)) < 1e-5
 
 
 def test_fused_kernel_leaves_inactive_blocks_untouched_and_handles_fp16():

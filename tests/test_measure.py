@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 from hypothesis import given, settings
-from hypothesis import strategies as st
+from kernel_cases import CONV_CASES, random_state, relative_error
 
 from sparsesim import hardware
 from sparsesim.measure import validate as validate_mod
@@ -17,19 +17,14 @@ from sparsesim.measure.kernels import ConvShape
 
 
 @settings(max_examples=40, deadline=None)
-@given(cin=st.integers(1, 6), cout=st.integers(1, 6), k=st.sampled_from([1, 2, 3, 5]), stride=st.sampled_from([1, 2]),
-       pad=st.integers(0, 2), dilation=st.sampled_from([1, 2]), h=st.integers(6, 20), w=st.integers(6, 20),
-       block=st.sampled_from([1, 2, 3, 4, 8, 32]), density=st.floats(0, 1), seed=st.integers(0, 1000))
-def test_block_sparse_kernel_matches_dense_on_active_blocks(cin, cout, k, stride, pad, dilation, h, w, block, density, seed):
-    shape = ConvShape(cin, cout, k, stride, pad, dilation, h, w)
-    if shape.out_h < 1 or shape.out_w < 1:
+@given(**CONV_CASES)
+def test_block_sparse_kernel_matches_dense_on_active_blocks(block, **case):
+    made = random_state(**case)
+    if made is None:
         return
-    mask = torch.from_numpy(np.random.default_rng(seed).random((shape.out_h, shape.out_w)) < density)
-    state = kernels.make_state(shape, mask, "cpu", torch.float32, seed)
+    shape, state = made
     out = kernels.block_sparse(shape, state, block)
-    ref = kernels.reference(shape, state, block)
-    assert out.shape == ref.shape
-    assert float((out.double() - ref).norm() / ref.norm()) < 1e-5
+    assert relative_error(out, kernels.reference(shape, state, block)) < 1e-5
 
 
 def test_timing_statistics(monkeypatch):

@@ -1,9 +1,13 @@
 """Measured kernel timings and the cost model checked against them.
 
-- `kernels`: dense conv vs the block-sparse reduce -> gather -> conv -> scatter steps (torch);
+- `kernels`: dense conv, the gather-scatter steps and the fused strategy's block list (torch);
+- `fused_triton`: the fused block-sparse conv kernel (Triton; CUDA, or the interpreter in tests);
+- `strategies`: the registry of kernels measured (dense, gather-scatter, fused) and their steps;
 - `timing`: warm-up, medians of many, rotating inputs, CUDA events on a GPU;
-- `runner`: `sparsesim measure` (shapes x blocks x densities, one row per step);
-- `validate`: predictions beside measurements, errors on held-out shapes (no torch).
+- `energy`: NVML's energy counter over a loop, idle power subtracted (static/dynamic split);
+- `runner`: `sparsesim measure` (shapes x blocks x densities x kernels, one row per step);
+- `plan`: `sparsesim measure --plan` (several runs from a YAML file, a time budget, a log);
+- `tables` (names in the tables) and `validate`: predictions beside measurements (no torch).
 `ConvShape`, `MeasureOptions` and `run_measure` are importable from here; they load torch on first use.
 """
 from __future__ import annotations
