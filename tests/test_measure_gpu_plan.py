@@ -141,7 +141,8 @@ runs:
     ("runs: [{name: a, shape: ['1,2,3,1,1,8,8']}]", "unknown fields shape"),
     ("runs: [{name: a, shapes: ['1,2,3']}]", "a shape must be 'CIN,COUT,K,S,P,H,W'"),
     ("runs: [{name: a}, {name: a}]", "unique `name:`"),
-    ("runs: [{name: a, kernels: [fused], shapes: ['4,4,3,1,1,8,8']}]", "--kernel fused runs on --device cuda only"),
+    ("runs: [{name: a, kernels: [fused], shapes: ['4,4,3,1,1,8,8']}]", "run a: kernels fused runs on --device cuda only"),
+    ("runs: [{name: a, energy_s: 0, shapes: ['4,4,3,1,1,8,8']}]", "run a: energy-s and idle-s must be > 0"),
     ("runs: [{name: a\n", "not valid YAML"),
 ])
 def test_bad_plans_are_refused_in_one_line(tmp_path, capsys, text, needle):
@@ -149,7 +150,13 @@ def test_bad_plans_are_refused_in_one_line(tmp_path, capsys, text, needle):
     assert main(["measure", "--plan", str(plan), "-q", "-o", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert needle in err and len(err.strip().splitlines()) == 1
-    assert not list((tmp_path / "out").glob("*.parquet")) if (tmp_path / "out").exists() else True
+    assert not (tmp_path / "out").exists()     # refused before anything is written
+
+
+def test_a_missing_plan_is_one_line(tmp_path, capsys):
+    assert main(["measure", "--plan", str(tmp_path / "nope.yaml"), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "nope.yaml: No such file or directory" in err and len(err.strip().splitlines()) == 1
 
 
 def test_a_spent_budget_stops_the_plan_and_keeps_what_ran(tmp_path):

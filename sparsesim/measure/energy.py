@@ -9,7 +9,8 @@ that took E joules splits per call as
     dynamic_j = (E - idle_w * window_s) / n              (what running the call added)
     energy_j  = static_j + dynamic_j
 so a kernel slower than dense pays static energy for its extra time. The idle power is read with the
-clocks idle: a lower bound of the static power at working clocks (the split is an upper bound on dynamic).
+GPU idle (its clocks falling from the work before, not at a kernel's clocks): the split is an estimate,
+the per-call total `energy_j` is what was measured.
 """
 from __future__ import annotations
 

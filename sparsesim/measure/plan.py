@@ -29,7 +29,7 @@ import yaml
 
 from .. import __version__
 from ..atomic import write_json
-from ..errors import SparsesimError, require
+from ..errors import OptionError, SparsesimError, require
 from .kernels import ConvShape
 from .runner import MeasureOptions, cases, run_measure
 from .strategies import STRATEGIES, timed_groups
@@ -201,8 +201,11 @@ def run_plan(options: PlanOptions, echo: Callable[[str], None] = print) -> PlanR
                  f"about {c.estimate_s(plan.assumed_call_s):.0f} s")
         echo(f"total about {total:.0f} s at {plan.assumed_call_s * 1e6:.0f} us per timed call (budget {plan.budget_s:.0f} s)")
         return PlanResult(counts, (), total)
-    for run in plan.runs:
-        run.options.validate()
+    for run in plan.runs:   # every run checked before the first starts: a bad plan costs no GPU time
+        try:
+            run.options.validate()
+        except OptionError as e:   # named by the plan's field, not a command-line flag
+            raise SparsesimError(f"plan {options.plan}, run {run.name}: {e}") from None
     out.mkdir(parents=True, exist_ok=True)
     log = Log(out / "plan.log")
     write_json(out / "versions.json", {**versions(options.device), "plan": str(options.plan), "plan_sha256": plan.sha256})

@@ -46,7 +46,7 @@ class MeasureOptions:
     kernels: Sequence[str] = (DENSE, GATHER_SCATTER)
     energy: bool = False       # NVML energy over a loop of each kernel (CUDA only)
     energy_s: float = 0.5      # each energy loop runs at least this long
-    idle_s: float = 2.0        # the idle-power window before the first case
+    idle_s: float = 2.0        # the idle-power window, GPU idle, before the first case
     budget_s: float | None = None   # start no case after this many seconds (what was measured is kept)
     smoke: bool = False        # every shape shrunk to <= 8 channels and 24 x 24 (a plan's quick check)
     output: str | None = None
@@ -227,8 +227,7 @@ def energy_probe(meter: Meter, options: MeasureOptions, sync: Callable[[], None]
 def run_measure(options: MeasureOptions, log: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Measure every case (grouped by shape: each shape's inputs are built once), write the table."""
     options.validate()
-    cuda = options.device.startswith("cuda")
-    if cuda:
+    if options.device.startswith("cuda"):
         torch.backends.cudnn.allow_tf32 = False      # a fair fp32 baseline
         torch.backends.cuda.matmul.allow_tf32 = False
     out = table_path(options.output)
@@ -237,7 +236,7 @@ def run_measure(options: MeasureOptions, log: Callable[[str], None] | None = Non
     info = device_info(options.device, options.dtype, options.kernels, meter)
     start, rows, sets, shape = time.monotonic(), [], None, None
     with torch.inference_mode():
-        probe = energy_probe(meter, options, torch.cuda.synchronize) if meter else None
+        probe = energy_probe(meter, options, lambda: torch.cuda.synchronize(options.device)) if meter else None
         for i, case in enumerate(tqdm(todo, unit="case", desc="measure", disable=not options.progress)):
             if options.budget_s is not None and time.monotonic() - start > options.budget_s:
                 (log or print)(f"measure: time budget of {options.budget_s:.0f} s spent: {i} of {len(todo)} cases measured")
