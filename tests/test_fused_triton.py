@@ -7,7 +7,10 @@ K-loop bound) into an index with `int()` of a one-element array, which NumPy 2.4
 """
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 
 os.environ["TRITON_INTERPRET"] = "1"
 
@@ -104,3 +107,37 @@ def test_a_wrong_fused_result_is_caught(monkeypatch):
     monkeypatch.setattr(fused_triton, "gemm_weight", lambda w: -w.reshape(w.shape[0], -1).t().contiguous())
     with pytest.raises(SparsesimError, match="fused result differs from dense"):
         runner.measure_case(case, options, {})
+
+
+AHEAD = r'''
+import json, sys
+import torch, triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from sparsesim.measure import fused_triton as ft
+out = {}
+for dtype in ("fp32", "fp16"):
+    sig = {"x_ptr": f"*{dtype}", "xp_ptr": f"*{dtype}", "w_ptr": f"*{dtype}", "z_ptr": f"*{dtype}", "corners_ptr": "*i32",
+           **{n: "i32" for n in ft.SIZES}}
+    const = ft.constants(3, 2, 1, 1, 24, {"fp32": torch.float32, "fp16": torch.float16}[dtype])  # as a launch has them
+    sig.update({n: "constexpr" for n in const})
+    kernel = triton.compile(ASTSource(ft._fused_update, sig, const), target=GPUTarget("cuda", 90, 32))
+    ptx = kernel.asm["ptx"]
+    out[dtype] = {"sm_90": ".target sm_90" in ptx, "mma": ptx.count("mma."), "fma": ptx.count("fma.rn.f32"),
+                  "shared": kernel.metadata.shared, "cubin": len(kernel.asm["cubin"])}
+json.dump(out, sys.stdout)
+'''
+
+
+def test_the_kernel_compiles_for_hopper_fp32_without_tensor_cores_fp16_with_them(tmp_path):
+    """Compiled ahead for sm_90 (the H100/H200) by Triton's own ptxas, no GPU needed, in a process without
+    the interpreter: fp32 runs on FMAs (IEEE, no TF32: the fair baseline), fp16 on tensor-core MMAs, and the
+    shared memory fits a Hopper SM (227 KB)."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["TRITON_CACHE_DIR"] = str(tmp_path)
+    done = subprocess.run([sys.executable, "-c", AHEAD], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["fp32"]["sm_90"] and result["fp32"]["mma"] == 0 and result["fp32"]["fma"] > 0
+    assert result["fp16"]["sm_90"] and result["fp16"]["mma"] > 0
+    assert all(0 < r["shared"] <= 227 * 1024 and r["cubin"] > 0 for r in result.values())

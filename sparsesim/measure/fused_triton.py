@@ -63,8 +63,12 @@ def gemm_weight(weight: torch.Tensor) -> torch.Tensor:
     return weight.reshape(weight.shape[0], -1).t().contiguous()
 
 
-def block_n(cout: int) -> int:
-    return max(16, min(128, triton.next_power_of_2(cout)))
+def constants(k: int, stride: int, padding: int, dilation: int, cout: int, dtype: torch.dtype) -> dict:
+    """The compile-time parameters of one launch: the conv's geometry, the tiles, and the dot's precision
+    (IEEE fp32 for fp32, so no TF32; fp16/bf16 use the tensor cores whatever it says)."""
+    return dict(k=k, stride=stride, padding=padding, dilation=dilation, BLOCK_M=BLOCK_M,
+                BLOCK_N=max(16, min(128, triton.next_power_of_2(cout))), BLOCK_K=BLOCK_K,
+                PRECISION="ieee" if dtype == torch.float32 else "tf32")
 
 
 def fused_update(x: torch.Tensor, x_prev: torch.Tensor, w_gemm: torch.Tensor, z: torch.Tensor,
@@ -79,9 +83,7 @@ def fused_update(x: torch.Tensor, x_prev: torch.Tensor, w_gemm: torch.Tensor, z:
     n_pixels = corners.shape[0] * block * block
     if n_pixels == 0:
         return z
-    bn = block_n(cout)
-    grid = (triton.cdiv(n_pixels, BLOCK_M), triton.cdiv(cout, bn))
-    _fused_update[grid](x, x_prev, w_gemm, z, corners, n_pixels, cin, cout, in_h, in_w, out_h, out_w, block,
-                        k=k, stride=stride, padding=padding, dilation=dilation, BLOCK_M=BLOCK_M, BLOCK_N=bn,
-                        BLOCK_K=BLOCK_K, PRECISION="ieee" if z.dtype == torch.float32 else "tf32")
+    const = constants(k, stride, padding, dilation, cout, z.dtype)
+    grid = (triton.cdiv(n_pixels, const["BLOCK_M"]), triton.cdiv(cout, const["BLOCK_N"]))
+    _fused_update[grid](x, x_prev, w_gemm, z, corners, n_pixels, cin, cout, in_h, in_w, out_h, out_w, block, **const)
     return z
