@@ -183,3 +183,14 @@ def test_block_list_step_lists_exactly_the_mask_blocks():
         blocks = torch.nn.functional.max_pool2d(mask[None, None].float(), block, block, ceil_mode=True)[0, 0]
         assert corners.dtype == torch.int32 and corners.is_contiguous()
         assert torch.equal(corners.long(), torch.nonzero(blocks > 0) * block)
+
+
+def test_measured_speedup_is_taken_for_the_predicted_best_kernel():
+    from sparsesim.report.verdict import attach_measured
+    rows = [dict(layer=layer, block=4, source="trace", step="total", kernel=kernel, median_s=t)
+            for layer in ("a", "b", "c") for kernel, t in (("dense", 1.0), ("sparse", 0.5), ("fused", 0.25))]
+    verdicts = pd.DataFrame({"hw": ["h200", "h200", "h200", "h100"], "layer": ["a", "b", "c", "a"],
+                             "best_block_time": [4, 4, 4, 4], "best_kernel": ["fused", "gather-scatter", "region", "fused"]})
+    got = attach_measured(verdicts, pd.DataFrame(rows), "h200")["measured_speedup"].to_numpy()
+    # fused 1/0.25; the old table's 'sparse' is gather-scatter 1/0.5; region was not measured; h100 was not measured
+    np.testing.assert_allclose(got, [4.0, 2.0, np.nan, np.nan])

@@ -139,7 +139,7 @@ runs:
     ("runs: []", "needs a `runs:` list"),
     ("runs: [{name: a}]\nbudget: 3", "unknown keys budget"),
     ("runs: [{name: a, shape: ['1,2,3,1,1,8,8']}]", "unknown fields shape"),
-    ("runs: [{name: a, shapes: ['1,2,3']}]", "a shape must be 'CIN,COUT,K,S,P,H,W'"),
+    ("runs: [{name: a, shapes: ['1,2,3']}]", "run a: shapes must be CIN,COUT,K,S,P,H,W integers"),
     ("runs: [{name: a}, {name: a}]", "unique `name:`"),
     ("runs: [{name: a, kernels: [fused], shapes: ['4,4,3,1,1,8,8']}]", "run a: kernels fused runs on --device cuda only"),
     ("runs: [{name: a, energy_s: 0, shapes: ['4,4,3,1,1,8,8']}]", "run a: energy-s and idle-s must be > 0"),

@@ -53,9 +53,7 @@ def estimate_options(args: argparse.Namespace, **extra):
 
 def shape(text: str):
     from ..measure.kernels import ConvShape
-    from ..workload.synthetic import parse_shape
-    cin, cout, k, stride, pad, h, w = parse_shape(text)
-    return ConvShape(cin, cout, k, stride, pad, 1, h, w)
+    return ConvShape.parse(text)
 
 
 def trace(args: argparse.Namespace) -> int:

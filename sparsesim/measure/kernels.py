@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from ..errors import SparsesimError
 from ..workload import halo_tile
+from ..workload.synthetic import parse_shape
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,8 @@ class ConvShape:
 
     @classmethod
     def parse(cls, text: str) -> "ConvShape":
-        """'CIN,COUT,K,S,P,H,W' (dilation 1); ValueError otherwise."""
-        values = [int(v) for v in str(text).split(",")]
-        if len(values) != 7 or min(values) < 0 or min(values[:3]) < 1 or values[3] < 1:
-            raise ValueError(text)
-        cin, cout, k, stride, pad, h, w = values
+        """'CIN,COUT,K,S,P,H,W' (dilation 1); an OptionError on `shapes` otherwise."""
+        cin, cout, k, stride, pad, h, w = parse_shape(str(text))
         return cls(cin, cout, k, stride, pad, 1, h, w)
 
     @classmethod

@@ -90,16 +90,16 @@ def _read(path: Path) -> dict:
     return data
 
 
-def _measure_options(path: Path, entry: dict, base: Path, device: str, progress: bool) -> MeasureOptions:
+def _measure_options(path: Path, name: str, entry: dict, base: Path, device: str, progress: bool) -> MeasureOptions:
     unknown = set(entry) - RUN_FIELDS
     if unknown:
-        raise SparsesimError(f"plan {path}, run {entry.get('name', '?')}: unknown fields {', '.join(sorted(unknown))} "
+        raise SparsesimError(f"plan {path}, run {name}: unknown fields {', '.join(sorted(unknown))} "
                              f"(known: {', '.join(sorted(RUN_FIELDS))})")
     values = dict(entry)
     try:
         values["shapes"] = tuple(ConvShape.parse(s) for s in values.get("shapes", ()))
-    except ValueError as e:
-        raise SparsesimError(f"plan {path}: a shape must be 'CIN,COUT,K,S,P,H,W', got {e}") from None
+    except OptionError as e:
+        raise SparsesimError(f"plan {path}, run {name}: {e}") from None
     if values.get("trace"):
         values["trace"] = str(base / values["trace"])
     for key in ("blocks", "densities", "kernels", "layers"):
@@ -129,7 +129,7 @@ def load_plan(options: PlanOptions) -> Plan:
         if not name or name in names:
             raise SparsesimError(f"plan {path}: every run needs a unique `name:` (got {name or 'none'})")
         names.add(name)
-        run = _measure_options(path, {**defaults, **{k: v for k, v in entry.items() if k != "name"}}, base,
+        run = _measure_options(path, name, {**defaults, **{k: v for k, v in entry.items() if k != "name"}}, base,
                                options.device, options.progress)
         runs.append(PlannedRun(name, smoke_options(run) if options.smoke else run))
     return Plan(str(data.get("prefix", "")), float(data.get("budget_s", 420)), float(data.get("assumed_call_s", 1e-4)),

@@ -13,10 +13,9 @@ from ..atomic import write_frame
 from ..cost import Estimate
 from ..cost.estimate import KEYS
 from ..cost.run import EstimateOptions, output_tables, run_estimate
-from ..measure.tables import DENSE, GATHER_SCATTER, normalise
+from ..measure.tables import DENSE, normalise
 
 MODEL = "(whole model)"
-MEASURED_KERNEL = "gather-scatter"   # what `sparsesim measure` times (sparsesim.measure.kernels)
 
 
 def _verdict(speedup: float, kernel: str, block: int, density: float, break_even: float, worst: float) -> str:
@@ -83,12 +82,12 @@ def attach_measured(verdicts: pd.DataFrame, measurements: pd.DataFrame, hw: str)
     measurements = normalise(measurements)
     totals = measurements[(measurements["source"] == "trace") & (measurements["step"] == "total")]
     table = totals.pivot_table(index=["layer", "block"], columns="kernel", values="median_s")
-    if not {DENSE, GATHER_SCATTER} <= set(table.columns):
+    if DENSE not in table.columns or len(table.columns) < 2:
         return verdicts.assign(measured_speedup=np.nan)
-    speedup = (table[DENSE] / table[GATHER_SCATTER]).rename("measured_speedup")
-    keyed = verdicts.join(speedup, on=["layer", "best_block_time"])
-    # `sparsesim measure` times the residual gather-scatter kernel: comparable only where that is the best
-    keyed.loc[(keyed["hw"] != hw) | (keyed["best_kernel"] != MEASURED_KERNEL), "measured_speedup"] = np.nan
+    # dense over each measured kernel (gather-scatter, fused): comparable where that kernel is the best
+    speedup = (1 / table.drop(columns=DENSE)).mul(table[DENSE], axis=0).stack().rename("measured_speedup")
+    keyed = verdicts.join(speedup, on=["layer", "best_block_time", "best_kernel"])
+    keyed.loc[keyed["hw"] != hw, "measured_speedup"] = np.nan
     return keyed
 
 
