@@ -1,25 +1,34 @@
 """sparsesim beside SBNet's published GTX 1080 Ti speed-ups (Ren et al., CVPR 2018; data/sbnet_gtx1080ti.csv,
 copied from ../shared/gpu-anchors/). No GPU needed: the rows are data.
 
-    python benchmarks/published_gpu.py [--sensitivity] [-o benchmarks/results/published_gpu.csv]
+    python benchmarks/published_gpu.py [--sensitivity] [--steps] [-o benchmarks/results/published_gpu.csv]
 
-What SBNet's benchmark times (uber-research/sbnet, benchmark/sparse_conv_perf.py at the paper's commit
-cf8ea06, read for this): the block indices are computed once outside the timed graph and fed in
-(`ind_init`, `bin_init` placeholders), so the mask source is `given` (no reduction is charged); the
-timed graph is 5 in-graph repeats of, for one conv, `sparse_gather` -> `tf.nn.conv2d` (VALID, NCHW,
-cuDNN) -> `sparse_scatter_var` (in place, no copy of the base map): sparsesim's `gather-scatter`
-kernel on values, three TensorFlow ops; the dense baseline is one `tf.nn.conv2d` (SAME, NCHW). For
-the residual unit, one gather of the unit's input tiles (halo of the 3x3), then per conv a training-
-mode fused batch norm, a ReLU and the conv on the tiles, and one `sparse_scatter_var(add=True)`
-(the residual add on the active blocks): sparsesim's `region` kernel, plus the batch norms and ReLUs
-that sparsesim's conv-only layers do not hold (and, dense, the residual add): those are charged here
-as memory passes at DRAM bandwidth, one op each (`elementwise_s`). The masks: a top-left rectangle
-covering `density` of the map (`--mask square`); SBNet sweeps odd input tiles (`block_sweep_in_code`)
-and keeps the fastest, so the prediction is the best over output tiles = input tile - 2.
+What SBNet's benchmark times (uber-research/sbnet, benchmark/sparse_conv_perf.py and benchmark_topleft.py at
+the paper's commit cf8ea06, read for this), and how each part is charged here:
+- The block indices are computed once outside the timed graph and fed in (`ind_init`, `bin_init`), so the
+  mask source is `given`: no reduction is charged.
+- Which blocks are active: `reduce_mask` with `avgpool=True, tol=0.05`: a block is active where the mean
+  of the mask over its *input* window (the output tile plus the receptive field's halo, zero outside the
+  map) exceeds 0.05; the mask is a top-left rectangle covering `density` of the map (`sbnet_workload`).
+- The maps are those `benchmark_configs.py` times (400x700, 200x350, 100x175, 50x88; the table says 704,
+  352, 176).
+- Timed per repeat, for one conv: `sparse_gather` -> `tf.nn.conv2d` (VALID, NCHW, cuDNN) ->
+  `sparse_scatter_var` (in place): sparsesim's `gather-scatter` kernel on values. Dense: one
+  `tf.nn.conv2d` (SAME, NCHW). For the residual unit: one gather of the unit's input tiles, then per conv
+  a training-mode fused batch norm, a ReLU and the conv on the tiles, and one
+  `sparse_scatter_var(add=True)`: sparsesim's `region` kernel, plus the batch norms and ReLUs (and, dense,
+  the residual add) that sparsesim's conv-only layers do not hold: memory passes at the sustained DRAM
+  rate, one op each (`elementwise`).
+- 5 repeats are chained in one graph and timed with CUDA events around them: TensorFlow enqueues each
+  GPU op's kernels and goes on, so host dispatch overlaps the GPU's work. The time is the longer of the
+  GPU's work (kernels and a gap each) and the host's issuing, summed over the repeat's ops.
+- SBNet sweeps odd input tiles (`block_sweep_in_code`) and keeps the fastest: the prediction is the best
+  over output tiles = input tile - 2.
 
-The hardware is `accel_models/gtx1080ti.yaml`: figures from the spec sheet, CUTLASS's SIMT tile
-table, and two assumptions (launch and TensorFlow dispatch per op) that `--sensitivity` varies by
-+-50% with the batch-norm pass count, reporting how the errors move. Nothing here is fitted to the rows.
+The hardware is `accel_models/gtx1080ti.yaml`: spec-sheet figures, a copy rate measured by others,
+CUTLASS's SIMT tile table, the CUDA-graphs blog's per-kernel gap, and two assumptions (launch and
+TensorFlow dispatch per op) that `--sensitivity` varies by +-50% with the others, reporting how the
+errors move. Nothing here is fitted to the rows.
 """
 from __future__ import annotations
 
@@ -33,11 +42,14 @@ import pandas as pd
 
 from sparsesim import hardware
 from sparsesim.cost.estimate import block_work, estimate
-from sparsesim.workload import Geometry, synthetic
+from sparsesim.cost.latency import latency
+from sparsesim.workload import BlockWorkload, Geometry, dense_work, synthetic
+from sparsesim.workload.blocks import block_counts
 from sparsesim.workload.strategies import Kernel
 
 ROWS = Path(__file__).resolve().parent / "data" / "sbnet_gtx1080ti.csv"
-FRAMES = 2                 # frame 0 dense (as in a trace), frame 1 masked: the row compares frame 1
+TOL = 0.05                 # benchmark_topleft.py: TOL = 0.05, AVGPOOL = True
+CODE_WIDTHS = {704: 700, 352: 350, 176: 175}   # benchmark_configs.py INPUT_SIZE_DICT["resnet-v2"]
 BN_PASSES = 3              # assumption: cuDNN's training batch norm reads its input twice (statistics, then
                            # normalisation) and writes once
 RELU_PASSES = 2            # one read, one write
@@ -52,48 +64,105 @@ def out_tiles(sweep: str) -> list[int]:
 
 
 def chain(row: pd.Series) -> list[str]:
-    """The row's layers as --shape chain: one 3x3 conv, or the bottleneck unit (1x1, 3x3, 1x1)."""
+    """The row's layers as --shape chain, on the map SBNet's code times: one 3x3 conv, or the bottleneck
+    unit (1x1, 3x3, 1x1)."""
     h, w, cin, cout = int(row["H"]), int(row["W"]), int(row["C_in"]), int(row["C_out"])
+    w = CODE_WIDTHS.get(w, w)
     if row["op"] == "conv3x3":
         return [f"{cin},{cout},3,1,1,{h},{w}"]
     mid = int(row["C_mid"])
     return [f"{cin},{mid},1,1,0,{h},{w}", f"{mid},{mid},3,1,1,{h},{w}", f"{mid},{cout},1,1,0,{h},{w}"]
 
 
-def elementwise_s(hw, elems: np.ndarray, passes: float) -> np.ndarray:
-    """A memory-bound elementwise op of SBNet's graph: `passes` sweeps over `elems` at DRAM bandwidth,
-    plus the per-op launch and dispatch of the hardware."""
-    return passes * elems * hw.word_bytes / hw.levels[0].bandwidth + hardware.kinds.of(hw).dispatch_s(hw, 1)
+def sbnet_blocks(h: int, w: int, density: float, block: int, halo: int) -> tuple[int, int]:
+    """(active blocks, in-bounds output pixels they cover) of SBNet's top-left mask under its rule: the
+    mean of the mask over a block's input window ((B + 2 halo)^2, zero outside the map) exceeds TOL."""
+    rows, cols = int(np.ceil(np.sqrt(density) * h)), int(np.ceil(np.sqrt(density) * w))
+    nh, nw = -(-h // block), -(-w // block)
+    size = block + 2 * halo
+    padded = np.zeros((nh * block + 2 * halo + 1, nw * block + 2 * halo + 1))
+    padded[1 + halo: 1 + halo + rows, 1 + halo: 1 + halo + cols] = 1.0     # an integral image's zero row/col
+    s = padded.cumsum(0).cumsum(1)
+    top, left = np.arange(nh)[:, None] * block, np.arange(nw)[None, :] * block
+    covered = s[top + size, left + size] - s[top, left + size] - s[top + size, left] + s[top, left]
+    active = covered / size ** 2 > TOL
+    return int(active.sum()), int((active * block_counts(h, w, block)).sum())
 
 
-def unit_extras(hw, wl, kernel: Kernel, bn_passes: float) -> tuple[np.ndarray, np.ndarray]:
-    """(dense, sparse) seconds per block size of the batch norms and ReLUs before each conv, and the
-    residual add (dense: an op over the map; sparse: fused in the scatter, one more read of the region)."""
+def sbnet_workload(layers: pd.DataFrame, blocks: list[int], density: float) -> BlockWorkload:
+    """Frame 0 dense, frame 1 SBNet's blocks, every layer of the chain on one mask (one region)."""
+    layers = layers.sort_values("id").reset_index(drop=True)
+    h, w = int(layers["out_h"].iloc[0]), int(layers["out_w"].iloc[0])
+    halo = int(((layers["kernel_h"] - 1) // 2).sum())                     # the chain's receptive field
+    counts = np.array([sbnet_blocks(h, w, density, b, halo) for b in blocks])   # (Nb, 2)
+    total = np.array([(-(-h // b)) * (-(-w // b)) for b in blocks])
+    L = len(layers)
+    active = np.stack([np.broadcast_to(total, (L, len(blocks))), np.broadcast_to(counts[:, 0], (L, len(blocks)))], 1)
+    pixels = np.stack([np.full((L, len(blocks)), h * w), np.broadcast_to(counts[:, 1], (L, len(blocks)))], 1)
+    mask_pixels = np.array([[h * w, int(np.ceil(np.sqrt(density) * h)) * int(np.ceil(np.sqrt(density) * w))]] * L)
+    return BlockWorkload(name=f"sbnet-square-d{density:g}", layers=layers, frames=np.arange(2), blocks=tuple(blocks),
+                         active_blocks=active.astype(np.int64), active_pixels=pixels.astype(np.int64),
+                         total_blocks=np.broadcast_to(total, (L, len(blocks))).astype(np.int64),
+                         mask_pixels=mask_pixels, regions=np.zeros(L, np.int64),
+                         region_blocks=active.astype(np.int64), region_pixels=pixels.astype(np.int64))
+
+
+def split(hw, t: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(GPU seconds: its own work and a gap per kernel, host seconds issuing) of a layer's latency steps."""
+    busy = t["latency_s"] - (t["t_launch"] - t["t_launch_hidden"])
+    return busy + t["launches"] * hw.part.kernel_gap_s, t["t_launch"]
+
+
+def elementwise(hw, elems, passes: float) -> tuple[np.ndarray, float]:
+    """(GPU, host) seconds of a memory-bound op of SBNet's graph: `passes` sweeps over `elems` at the
+    sustained DRAM rate and a kernel gap; the host issues one launch and dispatch."""
+    gpu = passes * np.asarray(elems, float) * hw.word_bytes / hw.levels[0].rate + hw.part.kernel_gap_s
+    return gpu, hardware.kinds.of(hw).dispatch_s(hw, 1)
+
+
+def unit_extras(hw, wl, kernel: Kernel, bn_passes: float) -> dict[str, tuple]:
+    """(GPU, host) seconds, dense and sparse per block size, of the batch norms and ReLUs before each conv
+    and the residual add (dense: an op over the map; sparse: fused in the scatter, one more read)."""
     geo = Geometry.from_layers(wl.layers)
     w = block_work(geo, wl, kernel)
-    per_layer = bn_passes + RELU_PASSES
-    dense = sum(elementwise_s(hw, geo.in_elems[i, 0, 0], bn_passes) + elementwise_s(hw, geo.in_elems[i, 0, 0],
-                RELU_PASSES) for i in range(len(wl.layers))) + elementwise_s(hw, geo.out_elems[-1, 0, 0], ADD_PASSES)
-    tiles = (w.blocks * w.tile_in)[:, 1, :]                        # frame 1, every block size
-    ops = 2 * hardware.kinds.of(hw).dispatch_s(hw, 1)
-    sparse = (per_layer * tiles * hw.word_bytes / hw.levels[0].bandwidth + ops).sum(axis=0)
-    sparse = sparse + (w.pixels * geo.cout)[-1, 1, :] * hw.word_bytes / hw.levels[0].bandwidth
-    return float(dense), sparse
+    out = {}
+    for name, elems, add in (("dense", geo.in_elems[:, 0, 0], geo.out_elems[-1, 0, 0]),
+                             ("sparse", (w.blocks * w.tile_in)[:, 1, :], None)):
+        parts = [elementwise(hw, elems, bn_passes), elementwise(hw, elems, RELU_PASSES)]
+        if add is not None:
+            parts.append(elementwise(hw, add, ADD_PASSES))
+        gpu = sum(np.asarray(g).sum(axis=0) for g, _ in parts)
+        host = sum(h * len(elems) for _, h in parts[:2]) + (parts[2][1] if add is not None else 0.0)
+        out[name] = (gpu, host)
+    scatter_read = (w.pixels * geo.cout)[-1, 1, :] * hw.word_bytes / hw.levels[0].rate
+    out["sparse"] = (out["sparse"][0] + scatter_read, out["sparse"][1])
+    return out
 
 
 def predict(row: pd.Series, hw, blocks: list[int], bn_passes: float = BN_PASSES) -> pd.DataFrame:
-    """Predicted speed-up of frame 1 per output block size: gather-scatter for one conv, region for the unit."""
+    """Predicted speed-up of frame 1 per output block size: gather-scatter for one conv, region for the unit;
+    each side the longer of its GPU work and its host issuing over the repeat's ops."""
     unit = row["op"] != "conv3x3"
     kernel = Kernel("region" if unit else "gather-scatter", mask_source="given")
-    layers = synthetic.shape_layers(chain(row))
-    wl = synthetic.workload(layers, blocks, float(row["density"]), "square", FRAMES)
+    wl = sbnet_workload(synthetic.shape_layers(chain(row)), blocks, float(row["density"]))
     rows = estimate(wl, [hw], [hardware.energy_table(hw.energy_table)], [kernel]).rows
-    per_block = rows[rows["frame"] == 1].groupby("block")[["latency_s", "latency_dense_s"]].sum()
+    sparse = rows[rows["frame"] == 1].groupby("block")[["latency_s", "t_launch", "t_launch_hidden", "launches",
+                                                          "t_bandwidth", "t_gather", "t_scatter"]].sum()
+    gpu, host = split(hw, sparse)
+    geo = Geometry.from_layers(wl.layers)
+    dense = latency(geo, hw, dense_work(geo, kernel))
+    dense_gpu, dense_host = split(hw, {**dense, "launches": 1.0})
+    dense_gpu, dense_host = float(dense_gpu.sum()), float(dense_host.sum())
     if unit:
-        dense, sparse = unit_extras(hw, wl, kernel, bn_passes)
-        per_block["latency_s"] += sparse
-        per_block["latency_dense_s"] += dense
-    return per_block.assign(speedup=per_block["latency_dense_s"] / per_block["latency_s"]).reset_index()
+        extra = unit_extras(hw, wl, kernel, bn_passes)
+        gpu, host = gpu + extra["sparse"][0], host + extra["sparse"][1]
+        dense_gpu, dense_host = dense_gpu + float(extra["dense"][0]), dense_host + float(extra["dense"][1])
+    out = pd.DataFrame({"block": sparse.index, "gpu_s": gpu.to_numpy(), "host_s": host.to_numpy(),
+                        "conv_s": sparse["t_bandwidth"].to_numpy(), "gather_s": sparse["t_gather"].to_numpy(),
+                        "scatter_s": sparse["t_scatter"].to_numpy(), "dense_gpu_s": dense_gpu, "dense_host_s": dense_host})
+    out["latency_s"] = out[["gpu_s", "host_s"]].max(axis=1)
+    out["latency_dense_s"] = max(dense_gpu, dense_host)
+    return out.assign(speedup=out["latency_dense_s"] / out["latency_s"])
 
 
 def compare(hw=None, bn_passes: float = BN_PASSES) -> pd.DataFrame:
@@ -107,6 +176,9 @@ def compare(hw=None, bn_passes: float = BN_PASSES) -> pd.DataFrame:
         out.append({"where": row["where"].split(" (")[0], "op": row["op"], "map": f"{row['H']}x{row['W']}",
                     "channels": int(row["C_in"]), "density": row["density"], "best_out_tile": int(best["block"]),
                     "dense_us": best["latency_dense_s"] * 1e6, "sparse_us": best["latency_s"] * 1e6,
+                    "sparse_gpu_us": best["gpu_s"] * 1e6, "sparse_host_us": best["host_s"] * 1e6,
+                    "conv_us": best["conv_s"] * 1e6, "gather_us": best["gather_s"] * 1e6,
+                    "scatter_us": best["scatter_s"] * 1e6,
                     "predicted": best["speedup"], "measured": row["speedup_sbnet"],
                     "error": best["speedup"] / row["speedup_sbnet"] - 1})
     return pd.DataFrame(out)
@@ -125,9 +197,19 @@ def summary(t: pd.DataFrame) -> dict:
             "single_conv_in_order": bool(np.all(np.diff(single) < 0)), "smallest_map_below_1x": bool(single[-1] < 1)}
 
 
+def _scale_part(field: str):
+    return lambda hw, f: replace(hw, part=replace(hw.part, **{field: getattr(hw.part, field) * f}))
+
+
+def _scale_dram(hw, f):
+    return replace(hw, levels=(replace(hw.levels[0], sustained=hw.levels[0].rate * f), *hw.levels[1:]))
+
+
 ASSUMPTIONS = {  # name -> how to scale it on the hardware (or the benchmark's own bill)
-    "launch_us": lambda hw, f: replace(hw, part=replace(hw.part, launch_s=hw.part.launch_s * f)),
-    "dispatch_us": lambda hw, f: replace(hw, part=replace(hw.part, dispatch_s=hw.part.dispatch_s * f)),
+    "launch_us": _scale_part("launch_s"),
+    "dispatch_us": _scale_part("dispatch_s"),
+    "kernel_gap_us": _scale_part("kernel_gap_s"),
+    "sustained_dram": _scale_dram,
     "l2_bandwidth": lambda hw, f: replace(hw, levels=tuple(replace(lv, bandwidth=lv.bandwidth * f) if lv.kind == "l2"
                                                            else lv for lv in hw.levels)),
 }

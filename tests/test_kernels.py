@@ -132,6 +132,26 @@ def test_graphs_replace_launch_and_dispatch_by_a_node_each():
     assert (graphs["latency_s"] < plain["latency_s"]).all()
 
 
+def test_a_gpus_host_dispatch_overlaps_its_queue_and_a_cpus_does_not():
+    """By hand: 3 launches on the 1080 Ti cost the host 3 x (5 + 10) = 45 us; beside 100 us of GPU work the
+    layer pays only a 0.9 us gap per kernel, beside 10 us it waits 35 us for the host. A CPU's operators run
+    in line: all of their dispatch is paid."""
+    gpu, cpu = hardware.load("gtx1080ti"), hardware.load("cpu")
+    issued, exposed = hardware.kinds.of(gpu).launch_s(gpu, np.array([3.0, 3.0]), np.array([100e-6, 10e-6]))
+    np.testing.assert_allclose(issued, [45e-6, 45e-6])
+    np.testing.assert_allclose(exposed, [2.7e-6, 35e-6])
+    issued, exposed = hardware.kinds.of(cpu).launch_s(cpu, np.array(3.0), np.array(1.0))
+    assert exposed == issued == 3 * cpu.part.launch_s
+    # end to end: the layer's latency is the longer of its GPU work (with the gaps) and the host's issuing
+    wl = two_layers()
+    geo = Geometry.from_layers(wl.layers)
+    t = latency(geo, gpu, block_work(geo, wl, Kernel("gather-scatter", mask_source="given")), np.array(4.0).reshape(1, 1, 1))
+    busy = t["t_bandwidth"] + t["t_mask"] + t["t_gather"] + t["t_scatter"]
+    np.testing.assert_allclose(t["latency_s"], np.maximum(busy + 3 * 0.9e-6, 45e-6), rtol=1e-12)
+    np.testing.assert_allclose(t["latency_s"], 45e-6, rtol=1e-12)                     # this tiny layer: host-bound,
+    np.testing.assert_allclose(t["t_launch_hidden"], busy, rtol=1e-12)                # all its GPU work hidden
+
+
 def test_static_energy_is_static_power_times_latency_and_grows_with_it():
     wl = two_layers(blocks=(1, 2, 4, 8))
     hw = hardware.load("gtx1080ti")

@@ -13,7 +13,7 @@ from ..workload import BlockWorkload, Geometry, dense_work, sparse_work, traffic
 from ..workload.regions import region_shape
 from ..workload.strategies import Kernel, get as strategy
 from .energy import energy
-from .latency import OVERHEADS, STEPS, latency
+from .latency import HIDDEN, OVERHEADS, STEPS, latency
 from .memory import footprint
 
 LEVEL_ENERGY = ("e_dram", "e_l2", "e_buffer", "e_noc", "e_rf", "e_mac", "e_static")
@@ -79,7 +79,7 @@ def _rows(wl: BlockWorkload, hw: Hardware, table: EnergyTable, kernel: Kernel, g
         "macs": grid(sparse_w.macs), "macs_dense": grid(geo.dense_macs),
     }
     columns["macs_skipped"] = columns["macs_dense"] - columns["macs"]
-    for k in (*STEPS, *OVERHEADS, "t_overhead", "latency_s", "launches"):
+    for k in (*STEPS, *OVERHEADS, HIDDEN, "t_overhead", "latency_s", "launches"):
         columns[k] = grid(sparse[k])
     columns["latency_dense_s"] = grid(dense["latency_s"])
     for k in sparse:

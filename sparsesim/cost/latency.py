@@ -11,9 +11,11 @@ Steps (each at least the previous one):
   t_bandwidth   the conv kernel's roofline: max(compute, bytes at its backing level / bandwidth)
 then t_overhead adds what block sparsity needs besides the conv, step by step as the kernel strategy
 bills it (`sparsesim.workload.strategies`): t_mask (the mask reduction and the metadata, streaming),
-t_gather and t_scatter (indexed passes) and t_launch (kernel launches or operator dispatches, or graph
-nodes under CUDA graphs). The first four steps are each hardware kind's own
-(`sparsesim.hardware.kinds`); the roofline and the overheads are common.
+t_gather and t_scatter (indexed passes) and t_launch (the host's time issuing kernel launches or operator
+dispatches, or graph nodes under CUDA graphs), less t_launch_hidden: what of it runs while the device
+works (a GPU's host enqueues ahead of its queue; a CPU's operators run in line and hide nothing). The
+first four steps are each hardware kind's own (`sparsesim.hardware.kinds`); the roofline and the
+overheads are common.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from ..workload import Geometry, Traffic, Work, traffic
 
 STEPS = ("t_peak", "t_parallel", "t_util", "t_occupancy", "t_bandwidth")
 OVERHEADS = ("t_mask", "t_gather", "t_scatter", "t_launch")
+HIDDEN = "t_launch_hidden"    # subtracted: the launch time the device's own work covers
 
 
 def latency(geo: Geometry, hw: Hardware, w: Work, block: np.ndarray | None = None,
@@ -41,8 +44,10 @@ def latency(geo: Geometry, hw: Hardware, w: Work, block: np.ndarray | None = Non
     out = dict(zip(STEPS, steps))
     out.update(t_mask=moved.step_bytes["mask"] / moved.bandwidth + zero,
                t_gather=moved.step_bytes["gather"] / indexed + zero,
-               t_scatter=moved.step_bytes["scatter"] / indexed + zero,
-               t_launch=kind.dispatch_s(hw, moved.total_launches, graphs) + zero)
-    out["t_overhead"] = sum(out[k] for k in OVERHEADS)
+               t_scatter=moved.step_bytes["scatter"] / indexed + zero)
+    busy = steps[-1] + out["t_mask"] + out["t_gather"] + out["t_scatter"]
+    issued, exposed = kind.launch_s(hw, moved.total_launches, busy, graphs)
+    out.update(t_launch=issued + zero, t_launch_hidden=issued - exposed + zero)
+    out["t_overhead"] = sum(out[k] for k in OVERHEADS) - out[HIDDEN]
     out["latency_s"] = steps[-1] + out["t_overhead"]
     return out

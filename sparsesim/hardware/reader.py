@@ -79,7 +79,7 @@ def _level(path: Path, data: Any, index: int, units: int) -> MemoryLevel:
     return MemoryLevel(name=r.get("name", str), kind=r.choice("kind", LEVEL_KINDS),
                        size_bytes=r.get("size_kib", float) * 1024.0 * scale,
                        bandwidth=r.get("bandwidth_gbps", float, positive=True) * 1e9 * scale,
-                       shared=not per_unit)
+                       shared=not per_unit, sustained=r.get("sustained_gbps", float, 0.0) * 1e9 * scale)
 
 
 def tiling(r: Reader) -> Tiling:

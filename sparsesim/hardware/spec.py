@@ -25,8 +25,14 @@ class MemoryLevel:
     name: str
     kind: str                  # dram | l2 | buffer | noc | rf
     size_bytes: float          # whole chip
-    bandwidth: float           # bytes/s, whole chip
+    bandwidth: float           # bytes/s, whole chip (the spec sheet's peak)
     shared: bool = True        # False: per-unit storage (SM shared memory, PE scratchpads)
+    sustained: float = 0.0     # bytes/s a streaming kernel reaches (a measured copy); 0: the peak
+
+    @property
+    def rate(self) -> float:
+        """Bytes/s the cost model times traffic at: the sustained rate where one is known."""
+        return self.sustained or self.bandwidth
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,8 @@ class GpuResult:
     overhead_s: np.ndarray      # mask reduction, gather, scatter, launches
     tiles: np.ndarray
     waves: np.ndarray
-    stalls: dict[str, np.ndarray]   # seconds by cause: tail, bandwidth, launch, overhead_kernels
+    stalls: dict[str, np.ndarray]   # seconds by cause: tail, bandwidth, launch, overhead_kernels (where the host's
+                                    # issuing outlasts the GPU's work, all of it is the launches')
     utilisation: np.ndarray     # MACs / (peak x time)
     dram_bytes: np.ndarray
 
@@ -72,14 +73,17 @@ def simulate_gpu(geo: Geometry, hw: Hardware, w: Work) -> GpuResult:
     over = _stream_kernel_s(moved.step_bytes["mask"], hw, bandwidth, cap) + \
         _stream_kernel_s(moved.step_bytes["gather"], hw, indexed_bw, cap) + \
         _stream_kernel_s(moved.step_bytes["scatter"], hw, indexed_bw, cap)
-    launch = kind.dispatch_s(hw, moved.total_launches, w.kernel is not None and w.kernel.graphs)
-    seconds = kernel_s + over + launch
+    issued, exposed = kind.launch_s(hw, moved.total_launches, kernel_s + over, w.kernel is not None and w.kernel.graphs)
+    seconds = kernel_s + over + exposed
     full = tile.tile_seconds(hw, np.asarray(tile.resident))
     bound = np.maximum(full, tile_bytes / np.minimum(bandwidth / hw.units * tile.resident, cap))
-    stalls = {"tail": np.maximum(kernel_s - tiles * bound / slots, 0.0),
-              "bandwidth": np.maximum(tiles * (bound - full) / slots, 0.0),
-              "launch": launch + np.zeros_like(seconds), "overhead_kernels": over + np.zeros_like(seconds)}
-    return GpuResult(seconds=seconds, conv_s=kernel_s, overhead_s=over + launch, tiles=tiles, waves=waves,
+    # Where the host's issuing is the longer, the GPU's work runs under it: the layer's time is the launches'.
+    host_bound = issued >= seconds
+    gpu = lambda v: np.where(host_bound, 0.0, v + np.zeros_like(seconds))  # noqa: E731
+    stalls = {"tail": gpu(np.maximum(kernel_s - tiles * bound / slots, 0.0)),
+              "bandwidth": gpu(np.maximum(tiles * (bound - full) / slots, 0.0)),
+              "launch": np.where(host_bound, issued, exposed) + np.zeros_like(seconds), "overhead_kernels": gpu(over)}
+    return GpuResult(seconds=seconds, conv_s=kernel_s, overhead_s=over + exposed, tiles=tiles, waves=waves,
                      stalls=stalls, utilisation=w.macs / (hw.peak_macs_per_s * np.maximum(seconds, 1e-30)),
                      dram_bytes=kernel_bytes + moved.overhead_bytes)
 

@@ -163,7 +163,7 @@ def backing_level(geo: Geometry, hw: Hardware, w: Work) -> np.ndarray:
 
 def traffic(geo: Geometry, hw: Hardware, w: Work) -> Traffic:
     backing = backing_level(geo, hw, w)
-    bandwidth = np.choose(backing, [lv.bandwidth for lv in hw.levels])
+    bandwidth = np.choose(backing, [lv.rate for lv in hw.levels])
     steps, launches, metadata, on_chip = bill(geo, hw, w, bandwidth)
     layer = {t: sum(step[t] for step in steps.values()) for t in DATA_TYPES}
     per_step = {name: sum(steps[name].values()) * hw.word_bytes if name in steps else 0.0 * metadata

@@ -41,6 +41,13 @@ class Kind:
         calls are nodes of one captured graph (kinds without graphs ignore it)."""
         return 0.0 * launches
 
+    def launch_s(self, hw: Hardware, launches: Any, busy: Any, graphs: bool = False) -> tuple[Any, Any]:
+        """(issued, exposed) seconds of `launches` calls beside `busy` seconds of the device's own work:
+        what issuing them costs the host, and what of it the layer's latency pays. Kinds that run their
+        calls in line (a CPU's operators) pay all of it; a GPU overlaps its host with its queue."""
+        issued = self.dispatch_s(hw, launches, graphs)
+        return issued, issued
+
     def gemm_tile(self, geo: Geometry, hw: Hardware, w: Work, memory: Any = None) -> Any:
         """The implicit-GEMM tile a layer runs in (`.m` pixels x `.n` channels): the stated tiling,
         except where a kind chooses per layer (GPUs); `memory(tile_m, tile_n)`: the seconds the conv's

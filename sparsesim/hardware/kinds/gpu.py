@@ -1,6 +1,13 @@
 """GPUs: implicit-GEMM thread-block tiles (the library's fastest for the layer) dealt to SMs in waves;
-separate launches per step, each paying the driver's launch and the framework's op dispatch, or one
-graph node's cost when the work is captured in a CUDA graph."""
+separate launches per step, each paying the driver's launch and the framework's op dispatch on the host,
+or one graph node's cost when the work is captured in a CUDA graph.
+
+Launches are asynchronous: the host enqueues a kernel and goes on to the next op while the GPU runs the
+queue (CUDA streams; TensorFlow's and PyTorch's GPU ops return once their kernels are enqueued). So a
+layer costs the longer of the two: the GPU's own work plus a small gap per kernel, or the host's time
+issuing the launches. Host cost shows only where the GPU would otherwise wait for it (small layers).
+Per layer, not across layers: where a network alternates host-bound and GPU-bound layers this charges
+each its own bound (an upper bound on the pipelined total)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -19,6 +26,7 @@ class GpuPart:
     gather_bandwidth: float    # bytes/s of the indexed gather/scatter passes (0: as streaming)
     dispatch_s: float = 0.0    # per operator: the framework's host-side dispatch around each launch
     graph_launch_s: float = 0.0    # per kernel node of a CUDA graph (replaces launch and dispatch)
+    kernel_gap_s: float = 0.0  # GPU idle between back-to-back kernels of a stream already enqueued
     schedulers: int = 4        # warp schedulers per SM: an SM issues at full rate with one warp on each
     max_warps_per_sm: int = 64
     registers_per_sm: int = 65536
@@ -47,6 +55,7 @@ class Gpu(Kind):
                        gather_bandwidth=g.get("gather_gbps", float, 0.0) * 1e9,
                        dispatch_s=g.get("dispatch_us", float, 0.0) * 1e-6,
                        graph_launch_s=g.get("graph_launch_us", float, launch * 1e6) * 1e-6,
+                       kernel_gap_s=g.get("kernel_gap_us", float, 0.0) * 1e-6,
                        schedulers=g.get("schedulers", int, 4), max_warps_per_sm=g.get("max_warps_per_sm", int, 64),
                        registers_per_sm=g.get("registers_per_sm", int, 65536), tiles=_tiles(g))
         if part.tiles_per_sm > part.max_blocks_per_sm:
@@ -56,6 +65,14 @@ class Gpu(Kind):
     def dispatch_s(self, hw, launches, graphs: bool = False):
         p = hw.part
         return launches * (p.graph_launch_s if graphs else p.launch_s + p.dispatch_s)
+
+    def launch_s(self, hw, launches, busy, graphs: bool = False):
+        """Host issue time, and what the layer pays for it: a gap per kernel, or the host's excess over
+        the GPU's `busy` seconds where the host is the slower (a graph's nodes cost their node time)."""
+        issued = self.dispatch_s(hw, launches, graphs)
+        if graphs:
+            return issued, issued
+        return issued, np.maximum(launches * hw.part.kernel_gap_s, issued - busy)
 
     def gather_bandwidth(self, hw) -> float:
         return hw.part.gather_bandwidth
@@ -93,8 +110,9 @@ class Gpu(Kind):
     def describe(self, hw) -> str:
         p = hw.part
         table = f"{len(p.tiles)} library tile shapes" if p.tiles else f"{p.tiles_per_sm} tile(s)/SM"
-        return (f"launch {p.launch_s * 1e6:g} µs + dispatch {p.dispatch_s * 1e6:g} µs per op "
-                f"({p.graph_launch_s * 1e6:g} µs in a CUDA graph), {table}, max {p.max_blocks_per_sm} blocks/SM")
+        return (f"launch {p.launch_s * 1e6:g} µs + dispatch {p.dispatch_s * 1e6:g} µs per op on the host, "
+                f"overlapped with the GPU ({p.kernel_gap_s * 1e6:g} µs gap per kernel; {p.graph_launch_s * 1e6:g} µs "
+                f"per node in a CUDA graph), {table}, max {p.max_blocks_per_sm} blocks/SM")
 
 
 register(Gpu())
