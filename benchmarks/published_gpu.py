@@ -1,7 +1,7 @@
 """sparsesim beside SBNet's published GTX 1080 Ti speed-ups (Ren et al., CVPR 2018; data/sbnet_gtx1080ti.csv,
 copied from ../shared/gpu-anchors/). No GPU needed: the rows are data.
 
-    python benchmarks/published_gpu.py [--sensitivity] [--steps] [-o benchmarks/results/published_gpu.csv]
+    python benchmarks/published_gpu.py [--sensitivity] [-o benchmarks/results/published_gpu.csv]
 
 What SBNet's benchmark times (uber-research/sbnet, benchmark/sparse_conv_perf.py and benchmark_topleft.py at
 the paper's commit cf8ea06, read for this), and how each part is charged here:
@@ -159,7 +159,8 @@ def predict(row: pd.Series, hw, blocks: list[int], bn_passes: float = BN_PASSES)
         dense_gpu, dense_host = dense_gpu + float(extra["dense"][0]), dense_host + float(extra["dense"][1])
     out = pd.DataFrame({"block": sparse.index, "gpu_s": gpu.to_numpy(), "host_s": host.to_numpy(),
                         "conv_s": sparse["t_bandwidth"].to_numpy(), "gather_s": sparse["t_gather"].to_numpy(),
-                        "scatter_s": sparse["t_scatter"].to_numpy(), "dense_gpu_s": dense_gpu, "dense_host_s": dense_host})
+                        "scatter_s": sparse["t_scatter"].to_numpy(), "dense_gpu_s": dense_gpu,
+                        "dense_host_s": dense_host})
     out["latency_s"] = out[["gpu_s", "host_s"]].max(axis=1)
     out["latency_dense_s"] = max(dense_gpu, dense_host)
     return out.assign(speedup=out["latency_dense_s"] / out["latency_s"])
