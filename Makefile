@@ -6,7 +6,7 @@ STAMP   = $(VENV)/.sparsesim-installed
 
 SUDO    = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test bench report chromium clean
+.PHONY: setup demo test bench report chromium clean timeloop timeloop-deps
 
 setup: $(STAMP)
 
@@ -33,6 +33,36 @@ chromium:
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
 	  echo "installing Debian's chromium for the report tests"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+# Timeloop v3.0.3 (timeloop-model, timeloop-mapper) and Accelergy, built from the pinned sources in
+# ../shared/timeloop-src into $(VENV)/timeloop (about 15 min on 2 cores; nothing is committed).
+TIMELOOP_SRC ?= ../shared/timeloop-src
+TIMELOOP_DIR  = $(VENV)/timeloop
+TIMELOOP_BIN  = $(TIMELOOP_DIR)/bin/timeloop-mapper
+TIMELOOP_JOBS ?= 2
+TIMELOOP_DEBS = scons g++ libconfig++-dev libboost-dev libboost-iostreams-dev libboost-serialization-dev \
+                libyaml-cpp-dev libncurses-dev libtinfo-dev libgpm-dev
+
+timeloop: $(TIMELOOP_BIN) $(VENV)/bin/accelergy
+
+timeloop-deps:
+	@dpkg -s $(TIMELOOP_DEBS) >/dev/null 2>&1 || { echo "installing the Debian packages Timeloop needs"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TIMELOOP_DEBS); }
+
+# Static build of the two binaries only (the other tools are not used); src/pat links the public
+# power-area-timing model as the Timeloop README says.
+$(TIMELOOP_BIN): $(TIMELOOP_SRC)/timeloop-3.0.3.tar.gz | $(STAMP)
+	$(MAKE) timeloop-deps
+	rm -rf $(TIMELOOP_DIR)/src && mkdir -p $(TIMELOOP_DIR)/src $(TIMELOOP_DIR)/bin
+	tar xzf $< -C $(TIMELOOP_DIR)/src --strip-components=1
+	ln -s ../pat-public/src/pat $(TIMELOOP_DIR)/src/src/pat
+	cd $(TIMELOOP_DIR)/src && scons -Q -j$(TIMELOOP_JOBS) --static build/timeloop-model build/timeloop-mapper
+	cp $(TIMELOOP_DIR)/src/build/timeloop-model $(TIMELOOP_DIR)/src/build/timeloop-mapper $(TIMELOOP_DIR)/bin/
+
+$(VENV)/bin/accelergy: $(TIMELOOP_SRC)/accelergy-6911d15.tar.gz | $(STAMP)
+	rm -rf $(TIMELOOP_DIR)/accelergy && mkdir -p $(TIMELOOP_DIR)/accelergy
+	tar xzf $< -C $(TIMELOOP_DIR)/accelergy --strip-components=1
+	$(BIN)/python -m pip install -q $(TIMELOOP_DIR)/accelergy
 
 # The example report of the sample video, committed under reports/carphone/.
 report: $(STAMP)

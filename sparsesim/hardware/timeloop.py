@@ -157,7 +157,11 @@ def import_timeloop(path: Path, data: dict, tiling: Tiling, clock_hz: float, dra
     table = EnergyTable(name=f"{name}-ert", description=f"Accelergy ERT {ert_path.name} of {arch_path.name}",
                         mac_pj={dtype: mac_pj}, access_pj_per_bit=per_bit)
     kind = kinds.get(data.get("kind", "spatial"))
-    part = kind.array_part(mac.instances // mac.mesh_x, mac.mesh_x, tuple(sorted(rf_words.items())))
+    loop_arch = None
+    if section.get("constraints"):   # the mapping constraints sparsesim's mapper and timeloop-mapper honour
+        from .looparch import load_looparch
+        loop_arch = load_looparch(name, arch_path, ert_path, [path.parent / c for c in section["constraints"]])
+    part = kind.array_part(mac.instances // mac.mesh_x, mac.mesh_x, tuple(sorted(rf_words.items())), loop_arch)
     hw = Hardware(name=name, kind=kind.name, description=data.get("description", ""),
                   clock_hz=clock_hz, dtype=dtype, units=mac.instances,
                   peak_flops={dtype: 2.0 * mac.instances * clock_hz}, levels=tuple(levels), tiling=tiling,

@@ -32,7 +32,7 @@ class Kind:
         """The kind's part from its YAML section."""
         raise NotImplementedError
 
-    def array_part(self, rows: int, cols: int, rf_read_words: tuple = ()) -> Any:
+    def array_part(self, rows: int, cols: int, rf_read_words: tuple = (), loop_arch: Any = None) -> Any:
         """The part of an array imported from another tool's description (Timeloop)."""
         raise HardwareError(f"a {self.name} cannot be imported from an array description (arrays only)")
 
@@ -47,6 +47,10 @@ class Kind:
         calls in line (a CPU's operators) pay all of it; a GPU overlaps its host with its queue."""
         issued = self.dispatch_s(hw, launches, graphs)
         return issued, issued
+
+    def loop_arch(self, hw: Hardware) -> Any:
+        """The loop-nest machine and mapping constraints sparsesim's mapper maps onto (arrays only)."""
+        raise HardwareError(f"{hw.name}: sparsesim's mapper maps onto arrays, not a {self.name}")
 
     def gemm_tile(self, geo: Geometry, hw: Hardware, w: Work, memory: Any = None) -> Any:
         """The implicit-GEMM tile a layer runs in (`.m` pixels x `.n` channels): the stated tiling,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Kind, padding, register
-from .array import ArrayPart, array_fields, describe_array
+from .array import ArrayPart, array_fields, array_loop_arch, describe_array
 
 
 class Spatial(Kind):
@@ -20,8 +20,11 @@ class Spatial(Kind):
     def parse(self, r) -> ArrayPart:
         return ArrayPart(**array_fields(r))
 
-    def array_part(self, rows: int, cols: int, rf_read_words: tuple = ()) -> ArrayPart:
-        return ArrayPart(rows, cols, rf_read_words)
+    def array_part(self, rows: int, cols: int, rf_read_words: tuple = (), loop_arch=None) -> ArrayPart:
+        return ArrayPart(rows, cols, rf_read_words, loop_arch)
+
+    def loop_arch(self, hw):
+        return array_loop_arch(hw)
 
     def latency_steps(self, geo, hw, w, block):
         rows, cols = hw.part.rows, hw.part.cols

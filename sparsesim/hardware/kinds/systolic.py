@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .base import Kind, register
-from .array import ArrayPart, array_fields, describe_array
+from .array import ArrayPart, array_fields, array_loop_arch, describe_array
 
 SYSTOLIC_DATAFLOWS = ("weight-stationary", "output-stationary", "input-stationary")
 
@@ -53,8 +53,11 @@ class Systolic(Kind):
                             preload_overlap=a.get("preload_overlap", bool, True),
                             accumulate=a.get("accumulate", bool, True))
 
-    def array_part(self, rows: int, cols: int, rf_read_words: tuple = ()) -> SystolicPart:
-        return SystolicPart(rows, cols, rf_read_words)
+    def array_part(self, rows: int, cols: int, rf_read_words: tuple = (), loop_arch=None) -> SystolicPart:
+        return SystolicPart(rows, cols, rf_read_words, loop_arch)
+
+    def loop_arch(self, hw):
+        return array_loop_arch(hw)
 
     def reduction_pass(self, hw) -> int:
         """K maps to the rows (weight- and input-stationary): partial sums leave once per row fold."""
