@@ -155,26 +155,29 @@ def evaluate(arch: LoopArch, p: Problem, f: np.ndarray, sparsity: Sparsity | Non
 
 
 def _price(arch, p, f, s: Sparsity, counts, used, temporal) -> dict:
+    """Energy and cycles of the counts; Sparseloop's gating and compression where `s` states them:
+    gated weight reads cost the ERT's `gated_read` and still take read bandwidth, gated MACs cost nothing
+    and take no cycle, compressed data spaces move only their nonzeros at the outermost level."""
     density = {"Inputs": s.inputs, "Weights": s.weights, "Outputs": s.outputs}
-    macs = temporal * used[len(arch.stores)]
     gate = s.inputs if s.gate_weights_on_inputs else 1.0
-    levels, energy, cycles = [], macs * arch.mac_pj * gate, temporal.copy()
+    macs = temporal * used[len(arch.stores)]
+    compute = np.ceil(temporal * gate) if gate < 1 else temporal
+    levels, energy, cycles = [], macs * gate * arch.mac_pj, compute.copy()
     for i, st in enumerate(arch.stores):
         per = {k: {sp: counts[k].get((i, sp), np.zeros(len(f))) for sp in DATA_SPACES} for k in counts}
-        if i == 0:
-            for sp in s.compressed:
-                for k in per:
-                    per[k][sp] = per[k][sp] * density[sp]
-        if st.name == s.gate_weights_on_inputs:
-            per["reads"]["Weights"] = per["reads"]["Weights"] * s.inputs
+        for sp in s.compressed if i == 0 else ():
+            for k in per:
+                per[k][sp] = per[k][sp] * density[sp]
         reads = sum(per["reads"].values())
         writes = sum(per["fills"].values()) + sum(per["updates"].values())
-        e = (reads * st.read_pj + writes * st.write_pj) * used[i]
+        gated = per["reads"]["Weights"] * (1 - gate) if st.name == s.gate_weights_on_inputs else 0.0
+        e = ((reads - gated) * st.read_pj + gated * st.gated_pj + writes * st.write_pj) * used[i]
+        per["reads"]["Weights"] = per["reads"]["Weights"] - gated           # what is reported: actual reads
         energy = energy + e
         cycles = np.maximum.reduce([cycles, reads / st.read_bw, writes / st.write_bw])
         levels.append((st.name, used[i], {k: {sp: v * used[i] for sp, v in d.items()} for k, d in per.items()}, e))
-    return {"cycles": cycles, "compute_cycles": temporal, "energy": energy, "macs": macs,
-            "mac_energy": macs * arch.mac_pj * gate, "levels": levels}
+    return {"cycles": cycles, "compute_cycles": compute, "energy": energy, "macs": macs * gate,
+            "mac_energy": macs * gate * arch.mac_pj, "levels": levels}
 
 
 def loop_arch(hw: Hardware) -> LoopArch:

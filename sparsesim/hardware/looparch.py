@@ -45,6 +45,7 @@ class Store:
     write_bw: float
     read_pj: float                  # per scalar access
     write_pj: float
+    gated_pj: float                 # a gated (skipped-in-place) read, Sparseloop's `gated_read`
     fanout_x: int = 1               # children per instance along X and Y
     fanout_y: int = 1
     temporal: LoopConstraint = LoopConstraint()
@@ -57,6 +58,7 @@ class LoopArch:
     stores: tuple[Store, ...]       # outermost first
     macs: int
     mac_pj: float
+    mac_gated_pj: float
     files: tuple[str, ...]          # the architecture, components and constraints, for export
 
     def store(self, name: str) -> Store:
@@ -121,6 +123,7 @@ def _store(c: Component, energies: dict, targets: list[dict], word_bits: int) ->
                  read_bw=float(_attr(a, "read_bandwidth", default=math.inf)),
                  write_bw=float(_attr(a, "write_bandwidth", default=math.inf)),
                  read_pj=read / block, write_pj=action.get("write", read) / block,
+                 gated_pj=action.get("gated_read", 0.0) / block,
                  temporal=_constraint(targets, c.name, "temporal"), spatial=_constraint(targets, c.name, "spatial"))
 
 
@@ -128,12 +131,13 @@ def load_looparch(name: str, arch: Path, ert: Path, constraints: list[Path]) -> 
     comps = components(arch)
     energies = ert_energies(ert)
     targets = _constraints(constraints)
-    macs = [c for c in comps if "mac" in c.cls.lower()]
+    is_mac = lambda c: "mac" in c.cls.lower() or "mac" in c.name.lower()  # noqa: E731 (class intmac, or compute "MACs")
+    macs = [c for c in comps if is_mac(c)]
     if not macs:
         raise HardwareError(f"{arch}: no MAC component (class intmac/mac) in the architecture")
     mac = macs[0]
     bits = int(_attr(mac.attributes, "datawidth", "word-bits", default=16))
-    stores = [_store(c, energies, targets, bits) for c in comps if c is not mac and "mac" not in c.cls.lower()]
+    stores = [_store(c, energies, targets, bits) for c in comps if not is_mac(c)]
     out = []
     for i, s in enumerate(stores):   # fanout to the next inner level (the MACs below the last one)
         child_instances, child_x = (stores[i + 1].instances, stores[i + 1].mesh_x) if i + 1 < len(stores) \
@@ -143,4 +147,5 @@ def load_looparch(name: str, arch: Path, ert: Path, constraints: list[Path]) -> 
         out.append(Store(**{**s.__dict__, "fanout_x": fan_x, "fanout_y": max(fan // fan_x, 1)}))
     files = (str(arch), *map(str, constraints))
     return LoopArch(name=name, stores=tuple(out), macs=mac.instances,
-                    mac_pj=energies.get(mac.name, {}).get("mac_random", 0.0), files=files)
+                    mac_pj=energies.get(mac.name, {}).get("mac_random", 0.0),
+                    mac_gated_pj=energies.get(mac.name, {}).get("mac_gated", 0.0), files=files)

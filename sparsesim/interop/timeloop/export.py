@@ -14,7 +14,9 @@ import yaml
 from ... import trace, workload
 from ...errors import SparsesimError, require
 from ...hardware import Hardware, load
+from ...cost.mapspace import Problem
 from ...workload import BlockWorkload, halo_tile
+from .mapping import mapping_v03
 
 DIMENSIONS = ["C", "M", "R", "S", "N", "P", "Q"]
 TIMELOOP_CLASS = {"dram": "DRAM"}       # level kind -> Timeloop class (others: SRAM, or regfile per PE)
@@ -60,10 +62,7 @@ def densities(wl: BlockWorkload, layer_index: int, block_index: int) -> dict[str
 
 
 def _instance(layer) -> dict:
-    return {"C": int(layer.in_channels // layer.groups), "M": int(layer.out_channels), "R": int(layer.kernel_w),
-            "S": int(layer.kernel_h), "N": 1, "P": int(layer.out_w), "Q": int(layer.out_h),
-            "Wstride": int(layer.stride_w), "Hstride": int(layer.stride_h),
-            "Wdilation": int(layer.dilation_w), "Hdilation": int(layer.dilation_h)}
+    return dict(Problem.from_layer(layer).__dict__)
 
 
 def problem_v03(layer, dens: dict[str, LayerDensity]) -> dict:
@@ -89,13 +88,22 @@ def problem_v04(layer, dens: dict[str, LayerDensity]) -> dict:
                         for name, proj in PROJECTIONS.items()]}, "instance": instance}}
 
 
+def _innermost(hw: Hardware, space: str) -> str:
+    """The Timeloop storage level that feeds the MACs a data space: the innermost one keeping it (an
+    imported array's real level; sparsesim's own architectures are written with its level names)."""
+    arch = getattr(hw.part, "loop_arch", None)
+    if arch is not None:
+        return next(s.name for s in reversed(arch.stores) if space in s.keeps)
+    return hw.levels[-1].name
+
+
 def sparse_optimizations(hw: Hardware) -> dict:
-    """Skipping of the inactive Inputs and Outputs at the innermost storage: the block-sparse kernel
-    never fetches or computes them."""
-    target = hw.levels[-1].name
-    return {"sparse_optimizations": {"targets": [{"name": target, "action-optimization": [
-        {"type": "skipping", "options": [{"target": "Inputs", "condition-on": ["Outputs"]}]},
-        {"type": "skipping", "options": [{"target": "Weights", "condition-on": ["Outputs"]}]}]}]}}
+    """Skipping of the inactive Inputs and Weights where the MACs read them (the innermost level that
+    keeps each, a real Timeloop storage level): the block-sparse kernel never fetches or computes them."""
+    return {"sparse_optimizations": {"targets": [
+        {"name": _innermost(hw, space), "action-optimization": [
+            {"type": "skipping", "options": [{"target": space, "condition-on": ["Outputs"]}]}]}
+        for space in ("Inputs", "Weights")]}}
 
 
 def architecture_v03(hw: Hardware) -> dict:
@@ -123,25 +131,69 @@ def _dump(path: Path, data: dict, header: str) -> None:
     path.write_text(f"# {header}\n" + yaml.safe_dump(data, sort_keys=False))
 
 
+# timeloop-mapper's search: Timeloop's own order of metrics (fewest cycles, then least energy), two
+# threads (this machine's cores) that never exchange mappings, so each thread's pseudo-random
+# sequence (std::default_random_engine, default seed) and the result are the same run to run.
+MAPPER_CONFIG = {"mapper": {"optimization-metrics": ["delay", "energy"], "live-status": False, "num-threads": 2,
+                            "algorithm": "random-pruned", "max-permutations-per-if-visit": 16,
+                            "timeout": 4000, "victory-condition": 300, "sync-interval": 0, "log-interval": 0}}
+
+
+def _timeloop_section(hw: Hardware) -> dict | None:
+    if hw.path and Path(hw.path).exists():
+        return (yaml.safe_load(Path(hw.path).read_text()) or {}).get("timeloop")
+    return None
+
+
+def _copy(source: Path, target: Path, written: list[Path]) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    written.append(target)
+
+
+def write_architecture(hw: Hardware, out: Path) -> list[Path]:
+    """Everything but the problem that Timeloop v3.0.3 needs: the v0.3 architecture, its compound
+    components, Accelergy's full ERT (so Timeloop prices accesses without running Accelergy), the
+    mapping constraints and the mapper's configuration."""
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    section = _timeloop_section(hw)
+    if section:
+        source = Path(hw.path).parent / section["architecture"]
+        _copy(source, out / "architecture.yaml", written)
+        for component in sorted((source.parent / "components").glob("*.yaml")):  # its compound classes
+            _copy(component, out / "components" / component.name, written)
+        ert = (Path(hw.path).parent / section["ert"]).with_name("ERT.yaml")
+        if ert.exists():
+            _copy(ert, out / "ERT.yaml", written)
+        for c in section.get("constraints") or []:
+            _copy(Path(hw.path).parent / c, out / "constraints" / Path(c).name, written)
+    else:
+        _dump(out / "architecture.yaml", architecture_v03(hw), f"Timeloop v0.3 architecture of {hw.name}, written by sparsesim")
+        written.append(out / "architecture.yaml")
+    _dump(out / "mapper.yaml", MAPPER_CONFIG, "timeloop-mapper's search, as sparsesim runs it")
+    written.append(out / "mapper.yaml")
+    return written
+
+
+def write_mapping(hw: Hardware, problem: Problem, path: Path) -> Path | None:
+    """sparsesim's own best mapping of the layer as a Timeloop mapping (None where the hardware
+    states no mapping constraints)."""
+    from ...cost.mapper import best_mapping
+    if getattr(hw.part, "loop_arch", None) is None:
+        return None
+    m = best_mapping(hw, problem)
+    _dump(path, mapping_v03(hw.part.loop_arch, m.factors),
+          f"sparsesim's mapping: {m.cycles:.0f} cycles, {m.energy_pj / 1e6:.2f} uJ, of {m.candidates} valid mappings")
+    return path
+
+
 def export(wl: BlockWorkload, hw: Hardware, block: int, out: Path, layers: Sequence[str] | None = None) -> list[Path]:
     if block not in wl.blocks:
         raise SparsesimError(f"block {block} is not in the workload's block sizes {wl.blocks}")
     j = wl.blocks.index(block)
     wanted = set(layers) if layers else None
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    arch = out / "architecture.yaml"
-    if hw.path and Path(hw.path).exists() and "timeloop" in (yaml.safe_load(Path(hw.path).read_text()) or {}):
-        section = yaml.safe_load(Path(hw.path).read_text())["timeloop"]
-        source = Path(hw.path).parent / section["architecture"]
-        shutil.copyfile(source, arch)
-        for component in sorted((source.parent / "components").glob("*.yaml")):  # its compound classes
-            (out / "components").mkdir(exist_ok=True)
-            shutil.copyfile(component, out / "components" / component.name)
-            written.append(out / "components" / component.name)
-    else:
-        _dump(arch, architecture_v03(hw), f"Timeloop v0.3 architecture of {hw.name}, written by sparsesim")
-    written.append(arch)
+    written = write_architecture(hw, out)
     sparse = out / "sparse_optimizations.yaml"
     _dump(sparse, sparse_optimizations(hw), f"Sparseloop optimizations for block-sparse skipping on {hw.name}")
     written.append(sparse)
@@ -163,6 +215,8 @@ def export(wl: BlockWorkload, hw: Hardware, block: int, out: Path, layers: Seque
         stated = ", ".join(f"{k} fixed-structured {d.mean:.6f}" for k, d in dens.items())
         _dump(path, sparse_optimizations(hw), f"{header}\n# densities (as in {layer.name}.problem.yaml): {stated}")
         written.append(path)
+        mapping = write_mapping(hw, Problem.from_layer(layer), out / f"{layer.name}.map.yaml")
+        written += [mapping] if mapping else []
     if not any(p.name.endswith(".problem.yaml") for p in written):
         raise SparsesimError("no Conv2d layer to export (transposed convs are not exported)")
     return written
