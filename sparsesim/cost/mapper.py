@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import SparsesimError
 from ..hardware import Hardware, kinds
 from ..hardware.looparch import DATA_SPACES, DIMS, LoopArch
 from .mapspace import D, RELEVANT, SP, T, Problem, enumerate_mappings, inner_extents, tile_words
@@ -45,6 +46,26 @@ class Sparsity:
     outputs: float = 1.0
     gate_weights_on_inputs: str = ""          # the level whose weight reads are gated ("" = none)
     compressed: tuple[str, ...] = ()          # data spaces compressed at the outermost level
+
+    @classmethod
+    def from_optimizations(cls, data: dict, arch: LoopArch, densities: dict[str, float]) -> "Sparsity":
+        """The optimisations of a Sparseloop `sparse_optimizations` file this model prices: gating of
+        weight reads on inputs, and compressed formats at the outermost level; others are refused."""
+        gate, compressed = "", []
+        for target in (data.get("sparse_optimizations") or {}).get("targets", []):
+            for action in target.get("action-optimization", []):
+                options = [(o.get("target"), tuple(o.get("condition-on", []))) for o in action.get("options", [])]
+                if action.get("type") != "gating" or options != [("Weights", ("Inputs",))]:
+                    raise SparsesimError(f"sparsesim's mapper prices gating of Weights on Inputs only, not "
+                                         f"{action.get('type')} {options} at {target.get('name')}")
+                gate = target["name"]
+            for space in (target.get("representation-format") or {}).get("data-spaces", []):
+                if target["name"] != arch.stores[0].name:
+                    raise SparsesimError(f"compressed {space['name']} at {target['name']}: sparsesim prices "
+                                         f"compression at the outermost level ({arch.stores[0].name}) only")
+                compressed.append(space["name"])
+        return cls(inputs=densities.get("Inputs", 1.0), weights=densities.get("Weights", 1.0),
+                   outputs=densities.get("Outputs", 1.0), gate_weights_on_inputs=gate, compressed=tuple(compressed))
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,12 @@ def problem_v04(layer, dens: dict[str, LayerDensity]) -> dict:
                         for name, proj in PROJECTIONS.items()]}, "instance": instance}}
 
 
+def _timeloop_section(hw: Hardware) -> dict | None:
+    if hw.path and Path(hw.path).exists():
+        return (yaml.safe_load(Path(hw.path).read_text()) or {}).get("timeloop")
+    return None
+
+
 def _innermost(hw: Hardware, space: str) -> str:
     """The Timeloop storage level that feeds the MACs a data space: the innermost one keeping it (an
     imported array's real level; sparsesim's own architectures are written with its level names)."""
@@ -98,12 +104,20 @@ def _innermost(hw: Hardware, space: str) -> str:
 
 
 def sparse_optimizations(hw: Hardware) -> dict:
-    """Skipping of the inactive Inputs and Weights where the MACs read them (the innermost level that
-    keeps each, a real Timeloop storage level): the block-sparse kernel never fetches or computes them."""
-    return {"sparse_optimizations": {"targets": [
-        {"name": _innermost(hw, space), "action-optimization": [
-            {"type": "skipping", "options": [{"target": space, "condition-on": ["Outputs"]}]}]}
-        for space in ("Inputs", "Weights")]}}
+    """Block-sparse skipping in Sparseloop's terms: a MAC whose input lies in an inactive block does not
+    happen, so the weight read (at the innermost level keeping Weights) and the partial-sum update (at
+    the innermost level keeping Outputs) are skipped where the input is zero. (Sparseloop's compute
+    analysis accepts operands as conditions, not the output a gate decides.) A hardware that states
+    its own optimizations (`timeloop.sparse_optimizations`) exports those instead."""
+    section = _timeloop_section(hw) or {}
+    if section.get("sparse_optimizations"):
+        return yaml.safe_load((Path(hw.path).parent / section["sparse_optimizations"]).read_text())
+    targets: dict[str, list] = {}
+    for space in ("Weights", "Outputs"):
+        targets.setdefault(_innermost(hw, space), []).append(
+            {"type": "skipping", "options": [{"target": space, "condition-on": ["Inputs"]}]})
+    return {"sparse_optimizations": {"targets": [{"name": name, "action-optimization": actions}
+                                                 for name, actions in targets.items()]}}
 
 
 def architecture_v03(hw: Hardware) -> dict:
@@ -131,18 +145,13 @@ def _dump(path: Path, data: dict, header: str) -> None:
     path.write_text(f"# {header}\n" + yaml.safe_dump(data, sort_keys=False))
 
 
-# timeloop-mapper's search: Timeloop's own order of metrics (fewest cycles, then least energy), two
-# threads (this machine's cores) that never exchange mappings, so each thread's pseudo-random
-# sequence (std::default_random_engine, default seed) and the result are the same run to run.
-MAPPER_CONFIG = {"mapper": {"optimization-metrics": ["delay", "energy"], "live-status": False, "num-threads": 2,
+# timeloop-mapper's search: the exercise's own settings (mapper/mapper.yaml of the VGG02 exercise:
+# random-pruned, 8 threads, stop after 500 mappings without improvement), Timeloop's order of metrics
+# (fewest cycles, then least energy). The threads never exchange mappings (sync-interval 0), so each
+# one's pseudo-random sequence (std::default_random_engine, default seed) and the result repeat.
+MAPPER_CONFIG = {"mapper": {"optimization-metrics": ["delay", "energy"], "live-status": False, "num-threads": 8,
                             "algorithm": "random-pruned", "max-permutations-per-if-visit": 16,
-                            "timeout": 4000, "victory-condition": 300, "sync-interval": 0, "log-interval": 0}}
-
-
-def _timeloop_section(hw: Hardware) -> dict | None:
-    if hw.path and Path(hw.path).exists():
-        return (yaml.safe_load(Path(hw.path).read_text()) or {}).get("timeloop")
-    return None
+                            "timeout": 15000, "victory-condition": 500, "sync-interval": 0, "log-interval": 0}}
 
 
 def _copy(source: Path, target: Path, written: list[Path]) -> None:

@@ -108,20 +108,23 @@ def _summary(lines: list[str], path: Path) -> dict:
     except StopIteration:
         raise SparsesimError(f"{path} is not a Timeloop stats file (no 'Summary Stats' section)") from None
     summary: dict = {"pj": {}}
-    table = None
+    table, scale = None, 1.0
     for line in lines[start + 2:]:
+        if line.strip().startswith(("fJ/", "pJ/")):   # v3.0.3 reports fJ per compute, older versions pJ
+            scale = 1e-3 if line.strip().startswith("fJ/") else 1.0
+            continue
         kv = _KEY_VALUE.match(line)
         if not kv:
             continue
         indent, key, value = len(kv.group(1)), kv.group(2).strip(), kv.group(3).strip()
-        if key in ("Algorithmic Computes", "MACCs"):
+        if key in ("Algorithmic Computes", "MACCs", "Computes"):
             summary["algorithmic"] = _number(value)
             table = "algorithmic"
         elif key == "Actual Computes":
             summary["actual"] = _number(value)
             table = "actual"
         elif indent and table == "algorithmic" and key != "Total" and _number(value) is not None:
-            summary["pj"][key] = _number(value)
+            summary["pj"][key] = _number(value) * scale
         elif not indent and key in ("Utilization", "Cycles", "Energy", "Area"):
             summary[key.lower()] = _number(value)
     return summary
