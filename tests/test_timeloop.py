@@ -125,7 +125,9 @@ def test_export_round_trips_with_the_measured_densities(tmp_path, rife_trace, hw
 
 def test_engine_timeloop_says_how_to_install(tmp_path, rife_trace, capsys, monkeypatch):
     from sparsesim.cli import main
+    from sparsesim.interop.timeloop import run
     monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(run, "venv_bin", lambda: tmp_path / "not-built")   # as on a machine without `make timeloop`
     assert main(["estimate", str(rife_trace), "--hw", "eyeriss-timeloop", "--block", "8", "--frames", "3",
                  "--engine", "timeloop"]) == 2
     err = capsys.readouterr().err
@@ -138,6 +140,8 @@ def test_engine_timeloop_runs_the_mapper_and_reports_beside(tmp_path, rife_trace
     import os
     import pandas as pd
     from sparsesim.cli import main
+    from sparsesim.interop.timeloop import run
+    monkeypatch.setattr(run, "venv_bin", lambda: tmp_path / "not-built")   # the stand-in on PATH, not a built one
     fake = tmp_path / "bin" / "timeloop-mapper"
     fake.parent.mkdir()
     fake.write_text("#!/bin/sh\nfor f in \"$@\"; do test -f \"$f\" || exit 3; done\n"

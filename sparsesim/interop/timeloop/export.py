@@ -191,7 +191,10 @@ def write_mapping(hw: Hardware, problem: Problem, path: Path) -> Path | None:
     from ...cost.mapper import best_mapping
     if getattr(hw.part, "loop_arch", None) is None:
         return None
-    m = best_mapping(hw, problem)
+    try:
+        m = best_mapping(hw, problem)
+    except SparsesimError:   # no mapping fits the array's constraints: timeloop-mapper would find none either
+        return None
     _dump(path, mapping_v03(hw.part.loop_arch, m.factors),
           f"sparsesim's mapping: {m.cycles:.0f} cycles, {m.energy_pj / 1e6:.2f} uJ, of {m.candidates} valid mappings")
     return path
