@@ -107,6 +107,11 @@ def _summary(run) -> dict:
             "mac_energy_pj": next(lv.energy_pj for lv in s.levels if "mac" in lv.name.lower())}
 
 
+def energy_pj(summary: dict) -> float:
+    """Timeloop's energy as the sum of its levels' (printed in pJ; the summary's uJ has two decimals)."""
+    return sum(level["energy_pj"] for level in summary["levels"].values())
+
+
 def run_dense(p: Problem, names: list[str]) -> dict:
     hw = hardware.load(DENSE_HW)
     with tempfile.TemporaryDirectory() as tmp:
@@ -167,11 +172,11 @@ def dense_row(data: dict) -> dict:
     model = data["model_on_sparsesim_mapping"]
     row = {"case": case_id(p), "layers": " ".join(data["layers"]), "macs": p.macs,
            "timeloop_cycles": tl["cycles"], "sparsesim_cycles": mine.cycles,
-           "timeloop_energy_uj": tl["energy_pj"] / 1e6, "sparsesim_energy_uj": mine.energy_pj / 1e6,
+           "timeloop_energy_uj": energy_pj(tl) / 1e6, "sparsesim_energy_uj": mine.energy_pj / 1e6,
            "timeloop_util": tl["utilization"], "sparsesim_util": mine.utilization,
            "model_on_theirs_cycles_err": on_theirs.cycles / tl["cycles"] - 1,
-           "model_on_theirs_energy_err": on_theirs.energy_pj / tl["energy_pj"] - 1,
-           "model_on_mine_energy_err": mine.energy_pj / model["energy_pj"] - 1 if np.array_equal(
+           "model_on_theirs_energy_err": on_theirs.energy_pj / energy_pj(tl) - 1,
+           "model_on_mine_energy_err": mine.energy_pj / energy_pj(model) - 1 if np.array_equal(
                np.array(data["sparsesim_mapping"]), mine.factors) else np.nan,
            "timeloop_mapper_s": tl["seconds"], "timeloop_model_s": model["seconds"],
            "sparsesim_mapper_s": mapper_s, "sparsesim_eval_s": eval_s}
@@ -201,7 +206,7 @@ def plain_model(p: Problem, tl: dict) -> tuple[float, float]:
     geo = Geometry.from_layers(layer)
     cycles = latency(geo, hw, dense_work(geo))["latency_s"].item() * hw.clock_hz
     pj = energy(geo, hw, hardware.energy_table(hw.energy_table), dense_work(geo))["energy_pj"].item()
-    return cycles / tl["cycles"] - 1, pj / tl["energy_pj"] - 1
+    return cycles / tl["cycles"] - 1, pj / energy_pj(tl) - 1
 
 
 def gating_row(data: dict) -> dict:
@@ -214,7 +219,7 @@ def gating_row(data: dict) -> dict:
     row = {"case": f"gating {data['layer']}", "layers": data["layer"], "macs": p.macs,
            **{f"density_{k.lower()}": v for k, v in data["densities"].items()},
            "timeloop_cycles": tl["cycles"], "sparsesim_cycles": mine.cycles,
-           "timeloop_energy_uj": tl["energy_pj"] / 1e6, "sparsesim_energy_uj": mine.energy_pj / 1e6,
+           "timeloop_energy_uj": energy_pj(tl) / 1e6, "sparsesim_energy_uj": mine.energy_pj / 1e6,
            "dense_energy_uj": dense.energy_pj / 1e6}
     for lv in LEVELS:
         row[f"timeloop_{lv}_uj"] = tl["levels"][lv]["energy_pj"] / 1e6

@@ -7,7 +7,8 @@ data space (per instance of a level, then times the instances used):
 - fills: a level's tile is refilled each time a loop above it changes it. Loops above that do not
   index the data space reuse the tile while they are the innermost ones; from the first loop that
   indexes it outwards, every iteration refills it, except that a sliding window (Inputs along P with
-  R, along Q with S) fetches only the new columns or rows;
+  R, along Q with S) fetches only the new columns or rows, where the loop that moves it is the
+  innermost one turning above the level (Timeloop finds no overlap across an irrelevant loop);
 - reads of Weights and Inputs: the MACs' operands at the innermost level that keeps them, else the
   fills of the next level inward, once per distinct child (spatial loops over dimensions a data space
   does not index multicast);
@@ -117,6 +118,7 @@ def _fills(arch: LoopArch, p: Problem, f: np.ndarray, ext: np.ndarray, i: int, s
     tile = tile_words(ext[:, i], space, p).astype(np.float64)
     inner = ext[:, i].astype(np.float64).copy()        # extent of each dim inside the current loop
     found = np.zeros(len(f), dtype=bool)
+    reused = np.zeros(len(f), dtype=bool)       # an irrelevant loop turned inside the first relevant one
     fills = tile.copy()
     relevant = RELEVANT[space]
     for j, kind, d in _walk_above(arch, i):
@@ -125,13 +127,14 @@ def _fills(arch: LoopArch, p: Problem, f: np.ndarray, ext: np.ndarray, i: int, s
             first = ~found & (factor > 1) & (d in relevant)
             if first.any():
                 frac = np.ones(len(f))
-                if d in SLIDING.get(space, {}):
+                if d in SLIDING.get(space, {}):   # as Timeloop: only a window moved by the innermost loop slides
                     partner, coef, other = SLIDING[space][d]
                     extent = (inner[:, D[d]] - 1) * getattr(p, coef) + (inner[:, D[partner]] - 1) * getattr(p, other) + 1
                     step = inner[:, D[d]] * getattr(p, coef)
-                    frac = np.minimum(step, extent) / extent
+                    frac = np.where(reused, 1.0, np.minimum(step, extent) / extent)
                 fills = np.where(first, tile * (1 + (factor - 1) * frac), fills)
             fills = np.where(found, fills * factor, fills)
+            reused |= ~found & ~first & (factor > 1)
             found |= first
         inner[:, D[d]] *= factor
     return fills
