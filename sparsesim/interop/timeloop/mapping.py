@@ -49,3 +49,24 @@ def read_map_txt(text: str, arch: LoopArch) -> np.ndarray:
         if loop and level is not None:
             f[level, SP if loop.group(3) else T, D[loop.group(1)]] *= int(loop.group(2))
     return f
+
+
+def read_mapping(data: dict, arch: LoopArch, sizes: np.ndarray) -> np.ndarray:
+    """Factors (levels, 2, 7) of a Timeloop v0.3 mapping (`mapping:` list of temporal/spatial targets)
+    of a problem with these dimension sizes; a factor 0 takes what the others leave, as Timeloop reads it."""
+    names = [s.name for s in arch.stores]
+    f = np.ones((len(names), 2, len(DIMS)), dtype=np.int64)
+    for target in data.get("mapping", []):
+        kind = {"temporal": T, "spatial": SP}.get(target.get("type"))
+        if kind is None:
+            continue
+        if target.get("target") not in names:
+            raise SparsesimError(f"mapping names level {target.get('target')!r}, not one of {', '.join(names)}")
+        for item in str(target.get("factors", "")).split():
+            dim, _, value = item.partition("=")
+            f[names.index(target["target"]), kind, D[dim]] = int(value)
+    for d in range(len(DIMS)):
+        zero = f[:, :, d] == 0
+        if zero.any():
+            f[:, :, d][zero] = sizes[d] // np.prod(np.where(zero, 1, f[:, :, d]))
+    return f
