@@ -77,6 +77,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/trace_overhead.py
 	$(BIN)/python benchmarks/estimate_speed.py
 	$(BIN)/python benchmarks/scalesim_crosscheck.py
+	$(BIN)/python benchmarks/timeloop_crosscheck.py
 	$(BIN)/python benchmarks/sim_vs_analytical.py
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/published_gpu.py
