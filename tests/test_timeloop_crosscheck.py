@@ -100,7 +100,7 @@ def test_mapper_agrees_with_timeloops_mapper_on_90_percent_of_layers():
 def test_exported_files_were_accepted_by_timeloop():
     table = json.loads((cc.CACHE / "accept.json").read_text())["runs"]
     assert {r["hw"] for r in table} == set(cc.ACCEPT_HW)
-    assert len(table) >= 150 and all(r["accepted"] for r in table), [r["error"] for r in table if not r["accepted"]]
+    assert len(table) >= 140 and all(r["accepted"] for r in table), [r["error"] for r in table if not r["accepted"]]
 
 
 @pytest.mark.slow

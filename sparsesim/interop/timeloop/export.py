@@ -100,7 +100,9 @@ def _innermost(hw: Hardware, space: str) -> str:
     arch = getattr(hw.part, "loop_arch", None)
     if arch is not None:
         return next(s.name for s in reversed(arch.stores) if space in s.keeps)
-    return hw.levels[-1].name
+    from ...hardware.timeloop import walk        # the innermost storage `architecture_v03` writes
+    tree = architecture_v03(hw)["architecture"]["subtree"][0]
+    return [c.name for c in walk(tree) if c.cls != "intmac"][-1]
 
 
 def sparse_optimizations(hw: Hardware) -> dict:
@@ -128,8 +130,11 @@ def architecture_v03(hw: Hardware) -> dict:
     mesh_x = getattr(hw.part, "cols", 0) or 1
     def storage(lv, per_unit: bool) -> dict:
         depth = int(lv.size_bytes / (pe_count if per_unit else 1) * 8 // bits) if lv.size_bytes else 0
+        attributes = {"word-bits": bits, "width": bits, "depth": depth, "block-size": 1}
+        if lv.kind in TIMELOOP_CLASS:   # DRAM is unbounded in Timeloop (a depth past 2^31 is refused)
+            attributes.pop("depth")
         return {"name": lv.name, "class": TIMELOOP_CLASS.get(lv.kind, "regfile" if per_unit else "SRAM"),
-                "attributes": {"word-bits": bits, "width": bits, "depth": depth, "block-size": 1}}
+                "attributes": attributes}
     shared = [storage(lv, False) for lv in hw.levels[1:] if lv.shared and lv.kind in ("l2", "buffer")]
     inner = [storage(lv, True) for lv in hw.levels if not lv.shared and lv.kind in PE_LEVELS]
     mac = {"name": "mac", "class": "intmac", "attributes": {"datawidth": bits, "meshX": mesh_x}}
