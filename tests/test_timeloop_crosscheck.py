@@ -92,6 +92,20 @@ def test_mapper_agrees_with_timeloops_mapper_on_small_layers():
     _check_against_mapper(_mapper_rows(small))
 
 
+def test_mapper_finds_the_optimum_of_timeloops_exhaustive_search():
+    """Where Timeloop searched its whole mapspace (`--exhaustive`), sparsesim's mapper finds the same
+    cycles and energy: the same space, the same model, the same order of metrics."""
+    searched = [p for p in DENSE if "exhaustive" in _load(p)]
+    assert len(searched) >= 3
+    hw = hardware.load(cc.DENSE_HW)
+    for path in searched:
+        data = _load(path)
+        mine = best_mapping(hw, Problem(**data["problem"]))
+        assert mine.cycles == data["exhaustive"]["cycles"]
+        assert mine.energy_pj == pytest.approx(cc.energy_pj(data["exhaustive"]), rel=1e-5)
+        assert cc.energy_pj(data["exhaustive"]) <= cc.energy_pj(data["mapper"])
+
+
 @pytest.mark.slow
 def test_mapper_agrees_with_timeloops_mapper_on_90_percent_of_layers():
     assert _check_against_mapper(_mapper_rows(DENSE)) >= 0.90
