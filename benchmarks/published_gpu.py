@@ -43,7 +43,7 @@ import pandas as pd
 from sparsesim import hardware
 from sparsesim.cost.estimate import block_work, estimate
 from sparsesim.cost.latency import latency
-from sparsesim.workload import BlockWorkload, Geometry, dense_work, synthetic
+from sparsesim.workload import BlockWorkload, Geometry, dense_work, library_conv, synthetic, traffic
 from sparsesim.workload.blocks import block_counts
 from sparsesim.workload.strategies import Kernel
 
@@ -146,21 +146,24 @@ def predict(row: pd.Series, hw, blocks: list[int], bn_passes: float = BN_PASSES)
     kernel = Kernel("region" if unit else "gather-scatter", mask_source="given")
     wl = sbnet_workload(synthetic.shape_layers(chain(row)), blocks, float(row["density"]))
     rows = estimate(wl, [hw], [hardware.energy_table(hw.energy_table)], [kernel]).rows
-    sparse = rows[rows["frame"] == 1].groupby("block")[["latency_s", "t_launch", "t_launch_hidden", "launches",
-                                                          "t_bandwidth", "t_gather", "t_scatter"]].sum()
+    frame = rows[rows["frame"] == 1]
+    sparse = frame.groupby("block")[["latency_s", "t_launch", "t_launch_hidden", "launches", "t_algorithm",
+                                     "t_gather", "t_scatter"]].sum()
+    algorithms = frame.groupby("block")["conv_algorithm"].agg(lambda a: "+".join(dict.fromkeys(a)))
     gpu, host = split(hw, sparse)
     geo = Geometry.from_layers(wl.layers)
     dense = latency(geo, hw, dense_work(geo, kernel))
-    dense_gpu, dense_host = split(hw, {**dense, "launches": 1.0})
+    dense_gpu, dense_host = split(hw, dense)
     dense_gpu, dense_host = float(dense_gpu.sum()), float(dense_host.sum())
     if unit:
         extra = unit_extras(hw, wl, kernel, bn_passes)
         gpu, host = gpu + extra["sparse"][0], host + extra["sparse"][1]
         dense_gpu, dense_host = dense_gpu + float(extra["dense"][0]), dense_host + float(extra["dense"][1])
     out = pd.DataFrame({"block": sparse.index, "gpu_s": gpu.to_numpy(), "host_s": host.to_numpy(),
-                        "conv_s": sparse["t_bandwidth"].to_numpy(), "gather_s": sparse["t_gather"].to_numpy(),
+                        "conv_s": sparse["t_algorithm"].to_numpy(), "gather_s": sparse["t_gather"].to_numpy(),
                         "scatter_s": sparse["t_scatter"].to_numpy(), "dense_gpu_s": dense_gpu,
-                        "dense_host_s": dense_host})
+                        "dense_host_s": dense_host, "algorithm": algorithms.to_numpy(),
+                        "dense_algorithm": "+".join(dict.fromkeys(dense["algorithm"].reshape(-1)))})
     out["latency_s"] = out[["gpu_s", "host_s"]].max(axis=1)
     out["latency_dense_s"] = max(dense_gpu, dense_host)
     return out.assign(speedup=out["latency_dense_s"] / out["latency_s"])
@@ -179,10 +182,21 @@ def compare(hw=None, bn_passes: float = BN_PASSES) -> pd.DataFrame:
                     "dense_us": best["latency_dense_s"] * 1e6, "sparse_us": best["latency_s"] * 1e6,
                     "sparse_gpu_us": best["gpu_s"] * 1e6, "sparse_host_us": best["host_s"] * 1e6,
                     "conv_us": best["conv_s"] * 1e6, "gather_us": best["gather_s"] * 1e6,
-                    "scatter_us": best["scatter_s"] * 1e6,
+                    "scatter_us": best["scatter_s"] * 1e6, "dense_algorithm": best["dense_algorithm"],
+                    "sparse_algorithm": best["algorithm"],
                     "predicted": best["speedup"], "measured": row["speedup_sbnet"],
-                    "error": best["speedup"] / row["speedup_sbnet"] - 1})
+                    "error": best["speedup"] / row["speedup_sbnet"] - 1, **_dense_rates(row, best)})
     return pd.DataFrame(out)
+
+
+def _dense_rates(row: pd.Series, best: pd.Series) -> dict[str, float]:
+    """A single conv's dense rate as modelled, and the rate the measured speed-up implies with the sparse side
+    as modelled (direct-conv TFLOP/s: 2 x MACs / seconds); NaN for the residual unit (it holds more than convs)."""
+    if row["op"] != "conv3x3":
+        return {"dense_tflops": np.nan, "dense_tflops_implied": np.nan}
+    flop = 2 * float(synthetic.shape_layers(chain(row))["dense_macs"].sum())
+    return {"dense_tflops": flop / best["latency_dense_s"] / 1e12,
+            "dense_tflops_implied": flop / (row["speedup_sbnet"] * best["latency_s"]) / 1e12}
 
 
 def block_curve(hw=None, blocks=range(2, 33)) -> pd.DataFrame:
@@ -190,6 +204,30 @@ def block_curve(hw=None, blocks=range(2, 33)) -> pd.DataFrame:
     hw = hw or hardware.load("gtx1080ti")
     row = pd.read_csv(ROWS).iloc[0]
     return predict(row, hw, list(blocks))[["block", "speedup"]]
+
+
+def algorithm_table(hw=None, table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Each conv algorithm of the GPU's list timed on the single convs' dense maps and on their batch of
+    gathered tiles at the best block (microseconds; inf where one does not apply): which one runs and by
+    how much it beats the others."""
+    hw = hw or hardware.load("gtx1080ti")
+    table = compare(hw) if table is None else table
+    kind, names = hardware.kinds.of(hw), [a.name for a in hw.part.algorithms]
+    out = []
+    for (_, row), best in zip(pd.read_csv(ROWS).iterrows(), table["best_out_tile"]):
+        if row["op"] != "conv3x3":
+            continue
+        kernel = Kernel("gather-scatter", mask_source="given")
+        wl = sbnet_workload(synthetic.shape_layers(chain(row)), [int(best)], float(row["density"]))
+        geo = Geometry.from_layers(wl.layers)
+        for side, w in (("dense", dense_work(geo, kernel)), (f"tiles B={best}", block_work(geo, wl, kernel))):
+            moved = traffic(geo, hw, w)
+            direct = latency(geo, hw, w, moved=moved)["t_bandwidth"]
+            timed = kind.conv_times(geo, hw, w, direct, moved.bandwidth, library_conv(hw, w)).seconds
+            seconds = timed.reshape(len(names), -1)[:, -1]            # the dense map, or frame 1's tiles
+            out.append({"map": f"{row['H']}x{row['W']}", "channels": int(row["C_in"]), "conv": side,
+                        **{f"{n}_us": v * 1e6 for n, v in zip(names, seconds)}})
+    return pd.DataFrame(out)
 
 
 def summary(t: pd.DataFrame) -> dict:
@@ -245,6 +283,8 @@ def main() -> None:
     best = curve.loc[curve["speedup"].idxmax()]
     print(f"400x704 single conv, B = 2..32: speed-up {curve['speedup'].min():.2f}..{curve['speedup'].max():.2f}, "
           f"best B = {int(best['block'])} (SBNet swept output tiles 9..29)")
+    print("each conv algorithm on the single convs' dense maps and gathered tiles (us):")
+    print(algorithm_table(table=t).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     if args.output:
         t.to_csv(args.output, index=False)
     if args.sensitivity:

@@ -13,7 +13,7 @@ from ..workload import BlockWorkload, Geometry, dense_work, sparse_work, traffic
 from ..workload.regions import region_shape
 from ..workload.strategies import Kernel, get as strategy
 from .energy import energy
-from .latency import HIDDEN, OVERHEADS, STEPS, latency
+from .latency import ALGORITHM, HIDDEN, OVERHEADS, STEPS, latency
 from .memory import footprint
 
 LEVEL_ENERGY = ("e_dram", "e_l2", "e_buffer", "e_noc", "e_rf", "e_mac", "e_static")
@@ -32,7 +32,7 @@ def _costs(geo: Geometry, hw: Hardware, table: EnergyTable, work, block) -> dict
     moved = traffic(geo, hw, work)   # once: latency and energy read the same traffic
     t = latency(geo, hw, work, block, moved)
     return {**t, **energy(geo, hw, table, work, moved=moved, seconds=t["latency_s"]),
-            "bytes_backing": moved.kernel_bytes + moved.overhead_bytes, "launches": moved.total_launches}
+            "bytes_backing": moved.kernel_bytes + moved.overhead_bytes}
 
 
 def block_work(geo: Geometry, wl: BlockWorkload, kernel: Kernel, blocks=None, pixels=None):
@@ -79,9 +79,11 @@ def _rows(wl: BlockWorkload, hw: Hardware, table: EnergyTable, kernel: Kernel, g
         "macs": grid(sparse_w.macs), "macs_dense": grid(geo.dense_macs),
     }
     columns["macs_skipped"] = columns["macs_dense"] - columns["macs"]
-    for k in (*STEPS, *OVERHEADS, HIDDEN, "t_overhead", "latency_s", "launches"):
+    for k in (*STEPS, ALGORITHM, *OVERHEADS, HIDDEN, "t_overhead", "latency_s", "launches"):
         columns[k] = grid(sparse[k])
+    columns["conv_algorithm"] = grid(sparse["algorithm"])
     columns["latency_dense_s"] = grid(dense["latency_s"])
+    columns["conv_algorithm_dense"] = grid(dense["algorithm"])
     for k in sparse:
         if k.startswith("e_") or k == "energy_pj":
             columns[k] = grid(sparse[k])

@@ -8,7 +8,9 @@ leaves SMs idle (the tail). A tile's time is its own roofline: its MACs at the r
 share of the bandwidth (the backing level's bandwidth split over the tiles running at once, capped
 by what one SM can pull). The kernel strategy's other steps (mask reduction, gather, scatter) are
 their own launches: streaming kernels whose bandwidth is capped by how many SMs their thread blocks
-occupy. Vectorised over frames: every argument may be an array of per-frame values.
+occupy. Where a library runs the conv and one of its other algorithms (Winograd) beats the simulated
+implicit GEMM, that algorithm runs, as in the cost model (`Kind.conv_choice`), with its extra kernels.
+Vectorised over frames: every argument may be an array of per-frame values.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from typing import Callable
 import numpy as np
 
 from ..hardware import Hardware, kinds
-from ..workload import Geometry, Work, traffic
+from ..workload import Geometry, Work, library_conv, traffic
 
 STREAM_BLOCK_BYTES = 64 * 1024   # bytes one thread block of a streaming kernel moves (assumption: 256 threads x 256 B)
 
@@ -68,20 +70,23 @@ def simulate_gpu(geo: Geometry, hw: Hardware, w: Work) -> GpuResult:
         return np.maximum(tile.tile_seconds(hw, per_sm), tile_bytes / share)
 
     conv, waves = _waves_time(tiles, slots, tile_s)
-    kernel_s = np.where(tiles > 0, conv, 0.0)
+    choice = kind.conv_choice(geo, hw, w, np.where(tiles > 0, conv, 0.0), bandwidth, library_conv(hw, w))
+    kernel_s, direct = choice.seconds, choice.extra_kernels == 0   # direct: the simulated tiles ran
     indexed_bw = np.minimum(bandwidth, kind.gather_bandwidth(hw) or np.inf)
     over = _stream_kernel_s(moved.step_bytes["mask"], hw, bandwidth, cap) + \
         _stream_kernel_s(moved.step_bytes["gather"], hw, indexed_bw, cap) + \
         _stream_kernel_s(moved.step_bytes["scatter"], hw, indexed_bw, cap)
-    issued, exposed = kind.launch_s(hw, moved.total_launches, kernel_s + over, w.kernel is not None and w.kernel.graphs)
+    issued, exposed = kind.launch_s(hw, moved.total_launches, kernel_s + over, w.kernel is not None and w.kernel.graphs,
+                                    choice.extra_kernels)
     seconds = kernel_s + over + exposed
     full = tile.tile_seconds(hw, np.asarray(tile.resident))
     bound = np.maximum(full, tile_bytes / np.minimum(bandwidth / hw.units * tile.resident, cap))
     # Where the host's issuing is the longer, the GPU's work runs under it: the layer's time is the launches'.
     host_bound = issued >= seconds
     gpu = lambda v: np.where(host_bound, 0.0, v + np.zeros_like(seconds))  # noqa: E731
-    stalls = {"tail": gpu(np.maximum(kernel_s - tiles * bound / slots, 0.0)),
-              "bandwidth": gpu(np.maximum(tiles * (bound - full) / slots, 0.0)),
+    tiled = lambda v: gpu(np.where(direct, v, 0.0))  # noqa: E731  (another algorithm's time has no tile stalls)
+    stalls = {"tail": tiled(np.maximum(kernel_s - tiles * bound / slots, 0.0)),
+              "bandwidth": tiled(np.maximum(tiles * (bound - full) / slots, 0.0)),
               "launch": np.where(host_bound, issued, exposed) + np.zeros_like(seconds), "overhead_kernels": gpu(over)}
     return GpuResult(seconds=seconds, conv_s=kernel_s, overhead_s=over + exposed, tiles=tiles, waves=waves,
                      stalls=stalls, utilisation=w.macs / (hw.peak_macs_per_s * np.maximum(seconds, 1e-30)),

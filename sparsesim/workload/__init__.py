@@ -3,8 +3,9 @@ configuration executes, and its traffic by memory level and data type (computed 
 from .blocks import (BlockWorkload, block_counts, block_map, from_block_maps, from_masks, from_trace,
                      input_coverage, kept_channels, occupancy)
 from .geometry import Geometry, halo_tile
-from .traffic import DATA_TYPES, INDEX_BYTES, Traffic, Work, dense_work, inner_accesses, sparse_work, traffic
+from .traffic import (DATA_TYPES, INDEX_BYTES, Traffic, Work, dense_work, inner_accesses, library_conv, sparse_work,
+                      traffic)
 
 __all__ = ["BlockWorkload", "DATA_TYPES", "Geometry", "INDEX_BYTES", "Traffic", "Work", "block_counts", "block_map",
            "dense_work", "from_block_maps", "from_masks", "from_trace", "halo_tile", "inner_accesses",
-           "input_coverage", "kept_channels", "occupancy", "sparse_work", "traffic"]
+           "input_coverage", "kept_channels", "library_conv", "occupancy", "sparse_work", "traffic"]

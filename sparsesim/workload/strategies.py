@@ -90,6 +90,8 @@ class Strategy:
     description: str = ""
     gathers: bool = True         # holds a gather buffer (memory)
     fuses_regions: bool = False  # runs a chain of layers sharing a mask on one gather
+    library_conv: bool = True    # its conv is a library call on the gathered tiles (the library picks the
+                                 # algorithm: Winograd where faster), not a custom kernel
 
     def bill(self, x: Layer, source: str, on_chip: bool) -> Bill:
         raise NotImplementedError
@@ -112,7 +114,7 @@ class GatherScatter(Strategy):
 
 
 class Fused(Strategy):
-    name, gathers = "fused", False
+    name, gathers, library_conv = "fused", False, False
     description = "one kernel reads the block list and the halo'd tiles in place: no gather buffer (DeltaCNN)"
 
     def bill(self, x: Layer, source: str, on_chip: bool) -> Bill:

@@ -50,6 +50,8 @@ class Work:
     kernel: Kernel | None = None  # strategy and mask source (None: the kind's natural one, residual masks)
     first: np.ndarray | bool = True   # gathers its input: False inside a region after its first layer
     last: np.ndarray | bool = True    # scatters its output: False inside a region before its last layer
+    tile_h: np.ndarray | None = None  # output rows of one map of the batch the conv runs on (`blocks` maps:
+    tile_w: np.ndarray | None = None  # the layer's map when dense, a block's tile when gathered); None: unknown
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,8 @@ class RegionShape:
 def dense_work(geo: Geometry, kernel: Kernel | None = None) -> Work:
     px = geo.out_pixels
     return Work(sparse=False, blocks=np.ones_like(px), pixels=px, padded_pixels=px, tile_in=geo.in_elems,
-                total_blocks=np.ones_like(px), macs=px * geo.macs_per_pixel, kernel=kernel)
+                total_blocks=np.ones_like(px), macs=px * geo.macs_per_pixel, kernel=kernel, tile_h=geo.out_h,
+                tile_w=geo.out_w)
 
 
 def sparse_work(geo: Geometry, block: np.ndarray, blocks: np.ndarray, pixels: np.ndarray,
@@ -75,17 +78,24 @@ def sparse_work(geo: Geometry, block: np.ndarray, blocks: np.ndarray, pixels: np
     if region is None:
         return Work(sparse=True, blocks=blocks, pixels=pixels, padded_pixels=blocks * block * block,
                     tile_in=geo.tile_in_elems(block), total_blocks=total_blocks, macs=pixels * geo.macs_per_pixel,
-                    kernel=kernel)
+                    kernel=kernel, tile_h=block + 0.0 * geo.out_h, tile_w=block + 0.0 * geo.out_w)
     grown = (block + region.extra_h) * (block + region.extra_w)
     pixels = np.minimum(pixels * grown / (block * block), geo.out_pixels)
     return Work(sparse=True, blocks=blocks, pixels=pixels, padded_pixels=blocks * grown,
                 tile_in=geo.tile_in_elems(block, region.extra_h, region.extra_w), total_blocks=total_blocks,
-                macs=pixels * geo.macs_per_pixel, kernel=kernel, first=region.first, last=region.last)
+                macs=pixels * geo.macs_per_pixel, kernel=kernel, first=region.first, last=region.last,
+                tile_h=block + region.extra_h, tile_w=block + region.extra_w)
 
 
 def kernel_of(hw: Hardware, w: Work) -> Kernel:
     """The work's kernel, or the kind's natural strategy on residual masks."""
     return w.kernel or Kernel(kinds.of(hw).strategies[0])
+
+
+def library_conv(hw: Hardware, w: Work) -> bool:
+    """Whether a library call runs the conv (a dense layer; a strategy's conv on gathered tiles), so that
+    the library's algorithm choice applies, rather than a custom kernel (the fused strategy)."""
+    return not w.sparse or strategy(kernel_of(hw, w).strategy).library_conv
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The hardware kind: its base class and the registry (see the package docstring)."""
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -11,6 +11,15 @@ from ..spec import Hardware, HardwareError
 # What the steps read, from the layer above (sparsesim.workload): typed here by name only, so that
 # the hardware layer imports nothing above it.
 Geometry = Work = Reader = Any
+
+
+@dataclass(frozen=True)
+class ConvChoice:
+    """How a layer's conv runs: its seconds, the kernels it launches besides the conv's one (an
+    algorithm's transforms), and the algorithm's name; arrays broadcast to (L, T, Nb)."""
+    seconds: Any
+    extra_kernels: Any
+    algorithm: Any
 
 
 class Kind:
@@ -41,9 +50,11 @@ class Kind:
         calls are nodes of one captured graph (kinds without graphs ignore it)."""
         return 0.0 * launches
 
-    def launch_s(self, hw: Hardware, launches: Any, busy: Any, graphs: bool = False) -> tuple[Any, Any]:
+    def launch_s(self, hw: Hardware, launches: Any, busy: Any, graphs: bool = False,
+                 kernels: Any = 0.0) -> tuple[Any, Any]:
         """(issued, exposed) seconds of `launches` calls beside `busy` seconds of the device's own work:
-        what issuing them costs the host, and what of it the layer's latency pays. Kinds that run their
+        what issuing them costs the host, and what of it the layer's latency pays; `kernels`: launches
+        inside those calls (an algorithm's transforms: no dispatch of their own). Kinds that run their
         calls in line (a CPU's operators) pay all of it; a GPU overlaps its host with its queue."""
         issued = self.dispatch_s(hw, launches, graphs)
         return issued, issued
@@ -51,6 +62,13 @@ class Kind:
     def loop_arch(self, hw: Hardware) -> Any:
         """The loop-nest machine and mapping constraints sparsesim's mapper maps onto (arrays only)."""
         raise HardwareError(f"{hw.name}: sparsesim's mapper maps onto arrays, not a {self.name}")
+
+    def conv_choice(self, geo: Geometry, hw: Hardware, w: Work, direct: Any, bandwidth: Any,
+                    library: Any) -> ConvChoice:
+        """The conv as the hardware runs it, given the `direct` time of its tile model (t_bandwidth) and the
+        backing level's `bandwidth`: a kind whose library offers other algorithms (GPUs) times them where
+        `library` says a library call runs the conv, and keeps the fastest. Others: the direct time."""
+        return ConvChoice(direct, 0.0 * direct, np.full(np.shape(direct), "direct"))
 
     def gemm_tile(self, geo: Geometry, hw: Hardware, w: Work, memory: Any = None) -> Any:
         """The implicit-GEMM tile a layer runs in (`.m` pixels x `.n` channels): the stated tiling,

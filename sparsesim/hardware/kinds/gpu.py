@@ -7,14 +7,20 @@ queue (CUDA streams; TensorFlow's and PyTorch's GPU ops return once their kernel
 layer costs the longer of the two: the GPU's own work plus a small gap per kernel, or the host's time
 issuing the launches. Host cost shows only where the GPU would otherwise wait for it (small layers).
 Per layer, not across layers: where a network alternates host-bound and GPU-bound layers this charges
-each its own bound (an upper bound on the pipelined total)."""
+each its own bound (an upper bound on the pipelined total).
+
+A conv that a library runs (the dense layer, and the batch of gathered tiles) runs in the fastest of
+the algorithms the GPU's library offers (`gpu_algorithms`: implicit GEMM, Winograd), as an autotuner
+picks it; a custom kernel (the fused strategy) runs its own implicit GEMM."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .base import Kind, register
+from . import gpu_algorithms
+from .base import ConvChoice, Kind, register
+from .gpu_algorithms import Algorithm, ConvProblem
 from .gpu_tiles import Tile, TileChoice, choose
 
 
@@ -31,6 +37,7 @@ class GpuPart:
     max_warps_per_sm: int = 64
     registers_per_sm: int = 65536
     tiles: tuple[Tile, ...] = ()   # the library's threadblock shapes; () = the stated tiling alone
+    algorithms: tuple[Algorithm, ...] = (Algorithm("implicit-gemm"),)   # what the library's autotuner times
 
 
 def _tiles(g) -> tuple[Tile, ...]:
@@ -57,7 +64,8 @@ class Gpu(Kind):
                        graph_launch_s=g.get("graph_launch_us", float, launch * 1e6) * 1e-6,
                        kernel_gap_s=g.get("kernel_gap_us", float, 0.0) * 1e-6,
                        schedulers=g.get("schedulers", int, 4), max_warps_per_sm=g.get("max_warps_per_sm", int, 64),
-                       registers_per_sm=g.get("registers_per_sm", int, 65536), tiles=_tiles(g))
+                       registers_per_sm=g.get("registers_per_sm", int, 65536), tiles=_tiles(g),
+                       algorithms=gpu_algorithms.parse(g))
         if part.tiles_per_sm > part.max_blocks_per_sm:
             g.fail("tiles_per_sm", f"at most max_blocks_per_sm ({part.max_blocks_per_sm})", part.tiles_per_sm)
         return part
@@ -66,13 +74,38 @@ class Gpu(Kind):
         p = hw.part
         return launches * (p.graph_launch_s if graphs else p.launch_s + p.dispatch_s)
 
-    def launch_s(self, hw, launches, busy, graphs: bool = False):
+    def launch_s(self, hw, launches, busy, graphs: bool = False, kernels=0.0):
         """Host issue time, and what the layer pays for it: a gap per kernel, or the host's excess over
-        the GPU's `busy` seconds where the host is the slower (a graph's nodes cost their node time)."""
-        issued = self.dispatch_s(hw, launches, graphs)
+        the GPU's `busy` seconds where the host is the slower (a graph's nodes cost their node time).
+        `kernels` launched inside the ops (an algorithm's transforms) cost a launch each, no dispatch."""
+        p = hw.part
+        issued = self.dispatch_s(hw, launches, graphs) + kernels * (p.graph_launch_s if graphs else p.launch_s)
         if graphs:
             return issued, issued
-        return issued, np.maximum(launches * hw.part.kernel_gap_s, issued - busy)
+        return issued, np.maximum((launches + kernels) * p.kernel_gap_s, issued - busy)
+
+    def conv_times(self, geo, hw, w, direct, bandwidth, library) -> gpu_algorithms.Timed:
+        """Every algorithm of the GPU's list timed on the conv (inf where one does not apply: not a library
+        call, not a 3x3 stride-1 conv, or a map of unknown shape), stacked in the list's order."""
+        winograd = (geo.kh == 3) & (geo.kw == 3) & (geo.sh == 1) & (geo.sw == 1) & (geo.dh == 1) & (geo.dw == 1) & \
+            (geo.groups == 1) & ~geo.transposed & np.asarray(library) & (w.tile_h is not None)
+        rows = w.tile_h if w.tile_h is not None else w.padded_pixels
+        cols = w.tile_w if w.tile_w is not None else 1.0
+        problem = ConvProblem(images=w.blocks, rows=rows, cols=cols, cin=geo.cin, cout=geo.cout,
+                              in_elems=w.blocks * w.tile_in, bandwidth=bandwidth, winograd=winograd)
+        return gpu_algorithms.time_all(problem, hw, hw.part.algorithms, direct)
+
+    def conv_choice(self, geo, hw, w, direct, bandwidth, library) -> ConvChoice:
+        """The fastest algorithm of the GPU's list where a library runs the conv (dense layers, gathered
+        tiles); the direct implicit GEMM elsewhere (a fused kernel) and for maps of unknown shape."""
+        algorithms = hw.part.algorithms
+        if len(algorithms) == 1:
+            return ConvChoice(direct, 0.0 * direct, np.full(np.shape(direct), algorithms[0].name))
+        timed = self.conv_times(geo, hw, w, direct, bandwidth, library)
+        best = np.argmin(timed.seconds, axis=0)          # ties: the earlier of the list (implicit GEMM first)
+        pick = lambda a: np.take_along_axis(a, best[None], axis=0)[0]  # noqa: E731
+        names = np.array([a.name for a in algorithms])
+        return ConvChoice(pick(timed.seconds), pick(timed.extra_kernels), names[best])
 
     def gather_bandwidth(self, hw) -> float:
         return hw.part.gather_bandwidth
@@ -110,9 +143,11 @@ class Gpu(Kind):
     def describe(self, hw) -> str:
         p = hw.part
         table = f"{len(p.tiles)} library tile shapes" if p.tiles else f"{p.tiles_per_sm} tile(s)/SM"
+        algos = ", ".join(a.name + (f" F({a.output_tile}x{a.output_tile},3x3) at {a.efficiency:.2f}" if a.output_tile
+                                    else "") for a in p.algorithms)
         return (f"launch {p.launch_s * 1e6:g} µs + dispatch {p.dispatch_s * 1e6:g} µs per op on the host, "
                 f"overlapped with the GPU ({p.kernel_gap_s * 1e6:g} µs gap per kernel; {p.graph_launch_s * 1e6:g} µs "
-                f"per node in a CUDA graph), {table}, max {p.max_blocks_per_sm} blocks/SM")
+                f"per node in a CUDA graph), {table}, max {p.max_blocks_per_sm} blocks/SM; conv algorithms: {algos}")
 
 
 register(Gpu())
