@@ -4,6 +4,7 @@ SBNet used (GTX 1080 Ti, cuDNN 6.0.21, fp32, the fastest forward algorithm per l
 
     python benchmarks/deepbench_gpu.py DeepBench_NV_1080Ti.xlsx [-o out.csv]     # compare, row by row
     python benchmarks/deepbench_gpu.py --fit DeepBench_NV_1080Ti.xlsx [--write]  # refit (and write) the YAML
+    ... [--hw FILE.yaml]       # another description of the 1080 Ti (e.g. other Winograd tiles) to compare or fit
 
 The file is baidu-research/DeepBench, results/train/DeepBench_NV_1080Ti.xlsx (public; its Specs sheet says
 CUDA 8.0.88, cuDNN 6.0.21; not copied here). Its 3x3 stride-1 forward rows are used: DeepBench times every
@@ -122,7 +123,7 @@ def fit(path: str, hw=None) -> dict[str, float]:
     hw = hw or hardware.load(HW)
     df = three_by_three(path)
     train = df[~df["held_out"]].reset_index(drop=True)
-    names = [a.name for a in hw.part.algorithms if a.name != "implicit-gemm"]
+    names = list(dict.fromkeys(a.name for a in hw.part.algorithms if a.name != "implicit-gemm"))
     if not names:
         return {}
     grids = [np.round(np.arange(GRID["lo"], GRID["hi"] + 1e-9, GRID["coarse"]), 4)] * len(names)
@@ -175,17 +176,18 @@ def main() -> None:
     parser.add_argument("xlsx", help="DeepBench's results/train/DeepBench_NV_1080Ti.xlsx")
     parser.add_argument("--fit", action="store_true", help="refit the non-GEMM algorithms' efficiencies")
     parser.add_argument("--write", action="store_true", help="with --fit: write them into accel_models/gtx1080ti.yaml")
+    parser.add_argument("--hw", default=HW, help="the GPU description (a name or a YAML path) to compare or fit")
     parser.add_argument("-o", "--output", help="write the comparison as CSV")
     args = parser.parse_args()
     pd.set_option("display.width", 200)
-    hw = hardware.load(HW)
+    hw = hardware.load(args.hw)
     if args.fit:
         values = fit(args.xlsx, hw)
         print("fitted on", int((~three_by_three(args.xlsx)["held_out"]).sum()), "rows:",
               ", ".join(f"{k} efficiency {v:.3f}" for k, v in values.items()))
         hw = with_efficiencies(hw, values)
         if args.write:
-            write(values, hardware.models_dir() / f"{HW}.yaml")
+            write(values, Path(args.hw) if Path(args.hw).is_file() else hardware.models_dir() / f"{args.hw}.yaml")
     t = compare(args.xlsx, hw)
     print(t.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     print(errors(t).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
