@@ -11,7 +11,8 @@ LEVELS = ["e_mac", "e_rf", "e_noc", "e_buffer", "e_l2", "e_dram", "e_static"]
 LEVEL_NAMES = {"e_mac": "MAC", "e_rf": "register file", "e_noc": "array network", "e_buffer": "buffer",
                "e_l2": "L2", "e_dram": "DRAM", "e_static": "static power"}
 STEP_NAMES = [("t_peak", "peak"), ("t_parallel", "parallelism"), ("t_util", "utilisation"),
-              ("t_occupancy", "block occupancy"), ("t_bandwidth", "bandwidth"), ("t_mask", "mask reduction"),
+              ("t_occupancy", "block occupancy"), ("t_bandwidth", "bandwidth"),
+              ("t_algorithm", "conv algorithm"), ("t_mask", "mask reduction"),
               ("t_gather", "gather"), ("t_scatter", "scatter"), ("latency_s", "launches")]
 
 
