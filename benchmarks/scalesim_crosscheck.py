@@ -1,30 +1,31 @@
 """sparsesim's systolic simulator beside SCALE-Sim 3.0.0 on dense conv layers: ResNet-18's convs at
 224 x 224 and a 3x3 64->64 layer at 128 x 128, on 32x32 and 128x128 arrays, weight- and
 output-stationary, with a 10 word/cycle DRAM (SCALE-Sim's USER bandwidth mode) and without a limit
-(CALC mode), input-stationary on two layers, plus SCALE-Sim's 2:4 weight-sparse mode on three layers.
+(CALC mode), input-stationary on four layers (two 1x1 with no shared input words, two 3x3 with
+USER bandwidth), plus SCALE-Sim's 2:4 weight-sparse mode on three layers.
 
 SCALE-Sim needs numpy<2, so it runs in its own venv (made on first use at benchmarks/.venv-scalesim,
 or --scalesim-python) through benchmarks/scalesim/run_one.py. Its results are cached as JSON under
 benchmarks/results/scalesim-3.0.0/ (committed: they are the reference the tests read); --rerun runs it
 again. The table compares every cached run; the inputs are the files in benchmarks/scalesim/.
 
-Where they differ, and why (SCALE-Sim's read_buffer, write_buffer and systolic_compute_* modules):
-- Compute cycles and SRAM reads and writes follow SCALE-Sim's fold arithmetic and agree exactly
-  (SCALE-Sim's "total cycles" is the last cycle's index, one less than the count; output-stationary
-  SRAM writes include the R + C that systolic_compute_os adds per fold, DRAM writes do not).
-- DRAM reads: sparsesim follows each operand's fetch stream in SCALE-Sim's order (anti-diagonal
-  roll-outs of skewed operands, flipped weight loads) with its set-granular window, so refetches from
-  a window that runs around the stream are counted. SCALE-Sim checks every address against the
-  window, and in an im2col stream an input word appears several times: a word the window passed can
-  still be found in a later copy. sparsesim counts stream positions, so on strided layers (where the
-  overlap between sections is larger) it counts more or fewer wrap-arounds than SCALE-Sim finds.
-- Stalls: SCALE-Sim issues a read prefetch right after the previous one finishes, whether or not the
-  buffer has room (sparsesim's `run_ahead`, on for SCALE-Sim's files; sparsesim's own arrays refetch a
-  half only once it is freed), doubles a positive stall in read_buffer.service_reads (`offset +=`
-  twice: not copied), and its write buffer frees a half when the drain starts, so its "total cycles"
-  leaves part of the output drain to the end; "cycles including prefetch and drain" agree better there.
+How they agree (SCALE-Sim's operand_matrix, systolic_compute_*, read_buffer, write_buffer and
+double_buffered_scratchpad modules, replayed event by event):
+- Compute cycles and SRAM reads and writes follow SCALE-Sim's fold arithmetic (its "total cycles" is
+  the last cycle's index, one less than the count; output-stationary SRAM writes include the R + C
+  that systolic_compute_os adds per fold, DRAM writes do not).
+- DRAM reads: each read buffer holds sets of its prefetch stream's addresses and serves a word from
+  any copy of it (an im2col stream holds an input word once per window that reads it); a miss slides
+  the window by the prefetch half around the stream, one transfer of ceil(half / bandwidth) lines.
+- Stalls: prefetches run back to back whatever the buffer holds, each landing one transfer and a
+  cycle after the last; a waiting line's offset grows by the wait twice (read_buffer.service_reads
+  adds a positive potential stall twice; kept, since that is what SCALE-Sim reports); the output
+  buffer drains a half's worth of lines once more than its active half holds and no drain runs, and
+  stalls the array only when full while draining; a line's stall is the largest of the three.
 - CALC mode: only compute cycles and SRAM counts are comparable; SCALE-Sim's bandwidth-estimating
   buffers count DRAM reads in their own way (sparsesim counts distinct words).
+Speed: sparsesim's CPU time per layer (best of 5, in this process) against SCALE-Sim's wall time per
+layer (its own run, cached); the machine's load at the time is printed with the figures.
 
 Usage: python benchmarks/scalesim_crosscheck.py [--run] [--rerun] [--timeout 900] [--only NAME]
 """
@@ -119,6 +120,8 @@ def write_inputs() -> list[tuple[str, str]]:
         cfg = f"a32_is_{tag}"
         (INPUTS / f"{cfg}.cfg").write_text(config_text(cfg, 32, "is", mode, False))
         pairs += [(layer, cfg) for layer in ("l2_proj1x1", "l3_proj1x1")]
+        if mode == "USER":                                       # 3x3 windows: words with copies
+            pairs += [(layer, cfg) for layer in ("l4_down3x3", "l4_3x3")]
     for mode, tag in (("USER", "user10"), ("CALC", "calc")):
         cfg = f"a32_ws_{tag}_sparse"
         (INPUTS / f"{cfg}.cfg").write_text(config_text(cfg, 32, "ws", mode, True))
@@ -161,11 +164,12 @@ def err(ref: float, mine: float) -> float:
 
 
 def _seconds(fn, repeat: int = 5) -> float:
+    """CPU seconds of the best of `repeat` calls (steady on a shared machine, unlike wall time)."""
     best = float("inf")
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         fn()
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, time.process_time() - t0)
     return best
 
 
@@ -228,7 +232,9 @@ def main() -> None:
           + ", ".join(f"{k} {within(k + '_err_%')}" for k in ("sram_ifmap_reads", "sram_filter_reads",
                                                                   "sram_ofmap_writes", "dram_ifmap_reads",
                                                                   "dram_filter_reads", "dram_ofmap_writes")))
-    print(f"speed-up over SCALE-Sim: median {df['speedup'].median():.0f}x, min {df['speedup'].min():.0f}x "
+    print(f"speed-up over SCALE-Sim per layer (sparsesim CPU time, load average {os.getloadavg()[0]:.1f}): "
+          f"median {df['speedup'].median():.0f}x, min {df['speedup'].min():.0f}x over all runs; USER mode "
+          f"median {user['speedup'].median():.0f}x, min {user['speedup'].min():.0f}x "
           f"(SCALE-Sim {df['scalesim_s'].sum():.0f} s in all, sparsesim {df['sparsesim_s'].sum():.2f} s)")
     print(f"wrote {args.output}")
 

@@ -5,10 +5,11 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
+if TYPE_CHECKING:                 # loaded where a table is written, not by every command that imports this
+    import pandas as pd
+    import pyarrow as pa
 
 
 def umask() -> int:
@@ -34,11 +35,12 @@ def write_json(path: Path, data: dict) -> None:
     write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2, sort_keys=True)))
 
 
-def write_table(path: Path, table: pa.Table) -> None:
+def write_table(path: Path, table: "pa.Table") -> None:
+    import pyarrow.parquet as pq
     write_atomic(path, lambda tmp: pq.write_table(table, tmp))
 
 
-def write_frame(path: Path, df: pd.DataFrame) -> None:
+def write_frame(path: Path, df: "pd.DataFrame") -> None:
     """A pandas table as parquet or CSV, chosen by the file extension."""
     if path.suffix == ".csv":
         write_atomic(path, lambda tmp: df.to_csv(tmp, index=False))

@@ -22,6 +22,7 @@ from sparsesim.errors import OptionError
 from sparsesim.hardware import Access, kinds, price
 from sparsesim.hardware.kinds import Kind
 from sparsesim.sim import SystolicConfig, Gemm, simulate_gemm, simulate_layer
+from sparsesim.sim.systolic import Conv
 from sparsesim.sim.layer import SimResult, sim_energy, systolic_config
 from sparsesim.workload import (Geometry, block_map, dense_work, input_coverage, inner_accesses, sparse_work,
                                 traffic)
@@ -171,7 +172,7 @@ def test_simulate_runs_the_dataflow_the_yaml_names(tmp_path, dataflow, code):
     assert cfg.dataflow == code
     layer = pd.Series(conv_layer(cin=32, cout=48, k=1, pad=0, h=16, w=16))
     rows = simulate_layer(layer, np.ones((1, 16, 16), bool), hw, hardware.energy_table(hw.energy_table), 4, "dynamic")
-    own = simulate_gemm(Gemm(256, 32, 48, ifmap_stream=256 * 32), cfg)
+    own = simulate_gemm(Gemm(256, 32, 48, ifmap_unique=256 * 32, conv=Conv(16, 16, 1, 1, 32, 1)), cfg)
     assert rows["sim_dense_s"].iloc[0] == pytest.approx(own.overall_cycles / hw.clock_hz)
     # the analytical model folds the same way: compute cycles of a dense layer agree exactly
     geo = Geometry.from_layers(pd.DataFrame([layer]))

@@ -13,19 +13,22 @@ from __future__ import annotations
 import configparser
 from dataclasses import dataclass, replace
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ..errors import SparsesimError
-from ..sim.systolic import Gemm, SystolicConfig, SystolicResult, simulate_gemm
+from ..sim.systolic import Conv, Gemm, SystolicConfig, SystolicResult, simulate_gemm
 from ..workload.topology import ConvLayer, ScaleSimInputError, read_topology  # noqa: F401  (re-exported)
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def conv_gemm(layer: ConvLayer) -> Gemm:
     """A topology layer's implicit GEMM, as SCALE-Sim folds it."""
     oh, ow = layer.ofmap
     return Gemm(m=oh * ow, k=layer.filter_h * layer.filter_w * layer.channels, n=layer.filters,
-                sparsity=layer.sparsity, name=layer.name, ifmap_unique=layer.ifmap_touched)
+                sparsity=layer.sparsity, name=layer.name, ifmap_unique=layer.ifmap_touched,
+                conv=Conv(layer.ifmap_h, layer.ifmap_w, layer.filter_h, layer.filter_w, layer.channels, layer.stride))
 
 
 @dataclass(frozen=True)
@@ -105,10 +108,16 @@ def report_row(layer: ConvLayer, r: SystolicResult, cfg: SystolicConfig) -> dict
             **{f"stall_{k}": v for k, v in r.stalls.items()}}
 
 
-def run(topology: str | Path, config: str | Path) -> pd.DataFrame:
-    """Every layer of a SCALE-Sim topology on a SCALE-Sim config: one row per layer."""
+def rows(topology: str | Path, config: str | Path) -> list[dict]:
+    """Every layer of a SCALE-Sim topology on a SCALE-Sim config, in SCALE-Sim's report terms."""
     cfg = read_config(config)
-    return pd.DataFrame([report_row(layer, simulate_layer(layer, cfg), cfg.array) for layer in read_topology(topology)])
+    return [report_row(layer, simulate_layer(layer, cfg), cfg.array) for layer in read_topology(topology)]
+
+
+def run(topology: str | Path, config: str | Path) -> "pd.DataFrame":
+    """`rows` as a table: one row per layer."""
+    import pandas as pd
+    return pd.DataFrame(rows(topology, config))
 
 
 def simulate_layer(layer: ConvLayer, cfg: ScaleSimConfig) -> SystolicResult:
@@ -118,12 +127,16 @@ def simulate_layer(layer: ConvLayer, cfg: ScaleSimConfig) -> SystolicResult:
     return simulate_gemm(g, cfg.array)
 
 
-def run_files(topology: str, config: str, output: str | None = None) -> tuple[pd.DataFrame, Path | None]:
-    """`sparsesim simulate --topology F.csv --config F.cfg [-o FILE]`: the table, written where asked."""
-    from ..cost.run import output_tables
-    from ..atomic import write_frame
-    out = output_tables(output)
-    df = run(topology, config)
+def run_files(topology: str, config: str, output: str | None = None) -> tuple[list[dict], Path | None]:
+    """`sparsesim simulate --topology F.csv --config F.cfg [-o FILE]`: the rows, written where asked
+    (pandas is loaded only to write them)."""
+    from ..atomic import table_path
+    out = table_path(output)
+    if out is not None and not out.parent.is_dir():
+        raise SparsesimError(f"cannot write {out}: directory {out.parent} does not exist")
+    table = rows(topology, config)
     if out is not None:
-        write_frame(out, df)
-    return df, out
+        import pandas as pd
+        from ..atomic import write_frame
+        write_frame(out, pd.DataFrame(table))
+    return table, out

@@ -190,15 +190,15 @@ def simulation_summary(result, trace_name: str) -> None:
         console.print(f"wrote {path}")
 
 
-def scalesim_summary(df, topology: str, config: str, output) -> None:
-    """A SCALE-Sim run in SCALE-Sim's own terms."""
+def scalesim_summary(rows: list[dict], topology: str, config: str, output) -> None:
+    """A SCALE-Sim run in SCALE-Sim's own terms (rows of `interop.scalesim.rows`)."""
     from rich.table import Table
     table = Table(title=f"{topology} on {config} (SCALE-Sim terms)")
     cols = ("layer", "total_cycles", "stall_cycles", "overall_util", "mapping_efficiency", "sram_ifmap_reads",
             "sram_filter_reads", "sram_ofmap_writes", "dram_ifmap_reads", "dram_filter_reads", "dram_ofmap_writes")
     for col in cols:
         table.add_column(col.replace("_", " "), justify="right")
-    for _, r in df.iterrows():
+    for r in rows:
         table.add_row(*(r[c] if c == "layer" else (f"{r[c]:.1f}" if isinstance(r[c], float) else str(r[c]))
                         for c in cols))
     console = _console()

@@ -8,12 +8,19 @@
   by the one energy pricer; `run`: `sparsesim simulate` over a trace beside the analytical model.
 SCALE-Sim's own files are read by `sparsesim.interop.scalesim`.
 """
-from .gpu import GpuResult, simulate_gpu
-from .layer import SIMULATORS, SimResult, register_simulator, simulate_layer, simulate_maps
-from .run import SimulateOptions, SimulateResult, run_simulate
-from .spatial import SpatialResult, simulate_spatial
-from .systolic import Gemm, SystolicConfig, SystolicResult, simulate_gemm
+from importlib import import_module
 
-__all__ = ["Gemm", "GpuResult", "SIMULATORS", "SimResult", "SimulateOptions", "SimulateResult", "SpatialResult",
-           "SystolicConfig", "SystolicResult", "register_simulator", "run_simulate", "simulate_gemm", "simulate_gpu",
-           "simulate_layer", "simulate_maps", "simulate_spatial"]
+# Exports load on first use, so that `sparsesim.sim.systolic` (SCALE-Sim's files, the light CLI path)
+# does not pull in the trace, workload and GPU modules.
+_EXPORTS = {"GpuResult": "gpu", "simulate_gpu": "gpu", "SIMULATORS": "layer", "SimResult": "layer",
+            "register_simulator": "layer", "simulate_layer": "layer", "simulate_maps": "layer",
+            "SimulateOptions": "run", "SimulateResult": "run", "run_simulate": "run", "SpatialResult": "spatial",
+            "simulate_spatial": "spatial", "Gemm": "systolic", "SystolicConfig": "systolic",
+            "SystolicResult": "systolic", "simulate_gemm": "systolic"}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)

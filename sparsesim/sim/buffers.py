@@ -1,9 +1,9 @@
-"""The double-buffered SRAMs of a systolic array, at the granularity of buffer halves.
+"""The double-buffered SRAMs of sparsesim's own systolic arrays, at the granularity of buffer halves.
 
-A read buffer holds a window of its operand's fetch stream; when a fold needs data past the window,
-the window slides by the prefetch half, and that half must have arrived from DRAM (or the array
-stalls). The output buffer drains one half while the array fills the other. Marks within a fold are
-evenly spaced, so each fold's marks are one batch with a closed form: no loop per mark or per cycle.
+A read buffer's miss (`sim.readbuf`) slides its window onto the prefetch half, which must have
+arrived from DRAM (or the array stalls); the next half is fetched once the slid-off half is free.
+The output buffer drains one half while the array fills the other. Marks within a fold are evenly
+spaced, so each fold's output marks are one batch with a closed form: no loop per mark or per cycle.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 import numpy as np
 
-from .folds import Folds, Stream, SystolicConfig
+from .folds import Folds, SystolicConfig
 
 OPERANDS = ("ifmap", "filter", "ofmap")
 
@@ -27,82 +27,26 @@ class Batch:
     operand: str
 
 
-@dataclass(frozen=True)
-class Window:
-    """A read buffer's bookkeeping, as SCALE-Sim's read_buffer: the stream is cut into sets of
-    ceil(size / 100) words; the active half covers `active` sets and slides by `slide` sets."""
-    per_set: int
-    sets: int
-    active: int
-    slide: int
-
-    @classmethod
-    def of(cls, stream_words: float, buffer_words: int, sets_per_buffer: int) -> "Window":
-        per_set = math.ceil(buffer_words / sets_per_buffer)
-        half = math.ceil(buffer_words / 2)
-        sets = int(stream_words // per_set) + 1
-        active = min(math.ceil(half / per_set), sets)
-        slide = min(math.ceil((buffer_words - half) / per_set), sets - active)
-        return cls(per_set, sets, active, slide)
-
-
-def read_batches(f: Folds, operand: str, stream: Stream, scale: float, cfg: SystolicConfig,
-                  starts: np.ndarray, buffer_words: int) -> list[Batch]:
-    """When the read buffer's window must slide to hold what the folds read.
-
-    A fold reads its range of the stream linearly during its read phase; a range that starts behind
-    the window (a re-read, or the overlap of two sections' diagonals) runs the window around the stream
-    at the fold's start. `scale` maps stream positions to fetched words (1, or unique input words per
-    im2col word)."""
-    win = Window.of(stream.words * scale, buffer_words, cfg.sets_per_buffer)
-    if win.sets <= win.active or win.slide <= 0:
+def read_batches(fold: np.ndarray, at: np.ndarray, slides: np.ndarray, operand: str) -> list[Batch]:
+    """A read buffer's misses (`sim.readbuf`, in time order) as marks where its window slides onto a
+    prefetched half: one batch per fold, its slides spread evenly from its first miss to its last."""
+    if not len(at):
         return []
-    n = win.sets
-    offset, length = f.phase[operand]
-    lo_set = np.floor(stream.lo * scale / win.per_set).astype(np.int64)
-    hi_set = np.floor(np.maximum(stream.hi * scale - 1, stream.lo * scale) / win.per_set).astype(np.int64)
-    w = 0
-    batches: list[Batch] = []
-    for i in range(len(lo_set)):
-        t0 = float(starts[i] + offset[i])
-        if stream.reverse:
-            w = _walk_down(win, w, int(lo_set[i]), int(hi_set[i]), t0, float(length[i]), operand, batches)
-            continue
-        rel_lo = (lo_set[i] - w) % n
-        if rel_lo >= win.active:                       # the fold's first data is not in the window
-            k = -(-(rel_lo - win.active + 1) // win.slide)
-            batches.append(Batch(t0, 0.0, int(k), operand))
-            w += k * win.slide
-            rel_lo = (lo_set[i] - w) % n
-        rel_hi = rel_lo + (hi_set[i] - lo_set[i])
-        if rel_hi >= win.active:
-            k = -(-(rel_hi - win.active + 1) // win.slide)
-            span = max(rel_hi - rel_lo, 1)
-            batches.append(Batch(t0 + (win.active - rel_lo) / span * length[i], win.slide / span * length[i],
-                                  int(k), operand))
-            w += int(k) * win.slide
-    return batches
-
-
-def _walk_down(win: "Window", w: int, lo: int, hi: int, t0: float, length: float, operand: str,
-               batches: list[Batch]) -> int:
-    """A fold that reads its range from the top down: every set that falls behind the window runs it
-    around the stream once more. Walked set by set (a fold spans tens of sets)."""
-    span = max(hi - lo, 1)
-    for s in range(hi, lo - 1, -1):
-        rel = (s - w) % win.sets
-        if rel >= win.active:
-            k = -(-(rel - win.active + 1) // win.slide)
-            batches.append(Batch(t0 + (hi - s) / span * length, 0.0, int(k), operand))
-            w += k * win.slide
-    return w
+    cut = np.flatnonzero(np.diff(fold)) + 1
+    first, last = np.split(at, cut), np.split(slides, cut)
+    out = []
+    for times, k in zip(first, last):
+        count = int(k.sum())
+        step = (times[-1] - times[0]) / (count - 1) if count > 1 else 0.0
+        out.append(Batch(float(times[0]), float(step), count, operand))
+    return out
 
 
 def write_batches(f: Folds, starts: np.ndarray, buffer_words: int) -> tuple[list[Batch], float]:
     """When each half of the output buffer fills (it must drain while the other fills), and the
     words left for the final drain."""
     half = buffer_words / 2
-    offset, length = f.phase["ofmap"]
+    offset, length = f.out_phase
     produced = np.concatenate([[0.0], np.cumsum(f.outputs)])
     total = produced[-1]
     full = int(total // half)
@@ -118,11 +62,12 @@ def write_batches(f: Folds, starts: np.ndarray, buffer_words: int) -> tuple[list
     return batches, total - full * half
 
 
-def run_batches(batches: list[Batch], cfg: SystolicConfig, transfer: dict[str, float]) -> dict[str, float]:
+def run_batches(batches: list[Batch], cfg: SystolicConfig, transfer: dict[str, float]) -> tuple[dict[str, float], dict[str, float]]:
     """Walk the marks in time order. At a mark the operand waits for its pending transfer (a read's
     prefetch half, or the previous output half's drain), then starts the next on its DRAM channel;
     every stall delays all later marks. Within a batch, marks `step` apart with transfers of L cycles
-    settle to one every max(step, L): closed form, no loop per mark."""
+    settle to one every max(step, L): closed form, no loop per mark. Returns the stalls by operand and
+    when each operand's DRAM channel is last busy."""
     shared = cfg.shared_channel
     free = {op: 0.0 for op in OPERANDS}                   # when each channel is next idle
     channel = (lambda op: "ifmap") if shared else (lambda op: op)  # noqa: E731
@@ -158,4 +103,4 @@ def run_batches(batches: list[Batch], cfg: SystolicConfig, transfer: dict[str, f
         issued[b.operand] += b.count
         stalls[b.operand] += stall
         shift += stall
-    return stalls
+    return stalls, {op: free[channel(op)] for op in OPERANDS}

@@ -3,8 +3,9 @@
 Weight-stationary maps K on rows and N on columns and streams the M pixels; output-stationary maps M
 on rows and N on columns and streams K; input-stationary maps K on rows and M on columns and streams
 N. Each fold costs its streaming length plus fill and drain (and, where the stationary operand is not
-double-buffered, the cycles to load it). A fetch stream is the order in which a buffer fetches an
-operand; each fold reads a range of it.
+double-buffered, the cycles to load it). Which section of each read operand's fetch stream a fold
+asks for, and which block of outputs it writes, is SCALE-Sim's demand matrix (sim.operands holds the
+streams themselves).
 """
 from __future__ import annotations
 
@@ -44,18 +45,42 @@ class SystolicConfig:
 
 
 @dataclass(frozen=True)
+class Conv:
+    """The convolution behind a GEMM's input operand: input h x w x c (padding included), filter
+    fh x fw, one stride and dilation (SCALE-Sim's conv topology, whose output side is
+    ceil((h - reach + s) / s) with reach = (f - 1) * dilation + 1)."""
+    h: int
+    w: int
+    fh: int
+    fw: int
+    c: int
+    stride: int
+    dilation: int = 1
+
+    @property
+    def out(self) -> tuple[int, int]:
+        s, d = self.stride, self.dilation
+        return (math.ceil((self.h - (self.fh - 1) * d - 1 + s) / s),
+                math.ceil((self.w - (self.fw - 1) * d - 1 + s) / s))
+
+
+@dataclass(frozen=True)
 class Gemm:
-    """One layer as a GEMM. `ifmap_stream`: words of input the ifmap buffer fetches per pass (None:
-    the im2col matrix itself, duplicates included, as SCALE-Sim streams it). `sparsity` (n, m): n of
-    every m weights along K are kept (SCALE-Sim's N:M mode). Without a bandwidth limit (SCALE-Sim's
-    CALC mode) the buffers fetch distinct words only: `ifmap_unique` of them for the input."""
+    """One layer as a GEMM: M output pixels x K reduction x N output channels. `conv`: the
+    convolution whose im2col the input operand is (its words have addresses, so copies of a word are
+    one word; None: a plain GEMM, every input word distinct). `pixels`: the output pixels streamed,
+    in order, as int32 (row, column) pairs (None: all of them in raster order; a block-sparse layer
+    streams its active blocks' pixels, whole blocks). `sparsity` (n, m): n of every m weights along K
+    are kept (SCALE-Sim's N:M mode). Without a bandwidth limit (SCALE-Sim's CALC mode) the buffers
+    fetch distinct words only: `ifmap_unique` of them for the input."""
     m: int
     k: int
     n: int
-    ifmap_stream: int | None = None
     sparsity: tuple[int, int] = (1, 1)
     name: str = ""
     ifmap_unique: int | None = None    # distinct input words (for unlimited-bandwidth runs; None: the stream)
+    conv: Conv | None = None
+    pixels: bytes | None = None
 
     @property
     def macs(self) -> int:
@@ -69,43 +94,6 @@ class Gemm:
 
 
 @dataclass(frozen=True)
-class Stream:
-    """An operand's fetch stream (the order its buffer fetches it in) and the range each fold reads."""
-    words: float               # words in one pass, null padding excluded
-    entries: float             # fetch-matrix entries with SCALE-Sim's null padding (what DRAM lines carry)
-    lo: np.ndarray             # per fold: first stream position read
-    hi: np.ndarray             # per fold: one past the last
-    reverse: bool = False      # folds read their range last row first (SCALE-Sim flips stationary loads)
-
-
-def _diagonal_stream(used: np.ndarray, t: int, width: int, section: np.ndarray) -> Stream:
-    """Sections of t rows x `width` columns (the first used[s] valid) stacked and rolled out along
-    anti-diagonals, as SCALE-Sim orders a skewed operand's prefetches; fold i reads section[i], from
-    its first row's diagonal to its last row's."""
-    rows = len(used) * t
-    first = np.arange(rows)
-    valid = np.repeat(used, t)
-    per_diag = np.zeros(rows + width + 1, np.int64)
-    np.add.at(per_diag, first, 1)
-    np.add.at(per_diag, first + valid, -1)
-    starts = np.concatenate([[0], np.cumsum(np.cumsum(per_diag))])   # valid entries before diagonal d
-    lo = starts[section * t]
-    hi = starts[(section + 1) * t + used[section] - 1]
-    return Stream(words=float(valid.sum()), entries=float(rows * width), lo=lo.astype(np.float64),
-                   hi=hi.astype(np.float64))
-
-
-def _rowmajor_stream(rows: int, widths: np.ndarray, section: np.ndarray, row_lo: np.ndarray,
-                     row_hi: np.ndarray, padded: int, reverse: bool = False) -> Stream:
-    """Sections of `rows` x widths[s] stacked row-major (no skew); fold i reads rows [row_lo, row_hi)."""
-    offsets = np.concatenate([[0], np.cumsum(rows * widths)])
-    w = widths[section]
-    return Stream(words=float(offsets[-1]), entries=float(rows * padded * len(widths)),
-                   lo=(offsets[section] + row_lo * w).astype(np.float64),
-                   hi=(offsets[section] + row_hi * w).astype(np.float64), reverse=reverse)
-
-
-@dataclass(frozen=True)
 class Folds:
     """Folds in the order the array runs them, with per-fold cycles and per-operand reads/writes."""
     row_used: np.ndarray
@@ -115,8 +103,36 @@ class Folds:
     writes: np.ndarray                 # SRAM words per fold (SCALE-Sim's count)
     outputs: np.ndarray                # output words per fold that reach DRAM
     macs_cycles: np.ndarray            # mapped cells x streamed length (SCALE-Sim's compute cycles)
-    phase: dict[str, tuple[np.ndarray, np.ndarray]]   # operand -> (start offset, length) within a fold
-    streams: dict[str, Stream]
+    out_phase: tuple[np.ndarray, np.ndarray]   # (start offset, length) of a fold's output writes
+    col_fold: np.ndarray               # per fold: its column fold and row fold (column folds outer)
+    row_fold: np.ndarray
+    load: np.ndarray                   # cycles a fold spends loading its stationary operand
+    lead: np.ndarray                   # SCALE-Sim demand lines before a fold's first output write
+    out_rows: np.ndarray               # the block of outputs a fold writes along anti-diagonals
+    passes: dict[str, int]             # how many times the folds read each operand whole
+    demand: dict[str, "Demand"]        # per read operand, what each fold asks of its fetch stream
+
+
+@dataclass(frozen=True)
+class Demand:
+    """What the folds ask of a read operand's fetch stream, one entry per fold: a section, and for
+    operands fetched row by row the rows it reads (row_lo..row_hi) out of the `span` rows of its
+    demand (rows past the operand's end are padding, read first: SCALE-Sim flips the block)."""
+    section: np.ndarray
+    row_lo: np.ndarray
+    row_hi: np.ndarray
+    span: int = 0
+
+    def __len__(self) -> int:
+        return len(self.section)
+
+
+def _whole(sections: np.ndarray) -> Demand:
+    return Demand(sections, 0 * sections, 0 * sections)
+
+
+def _rows(sections: np.ndarray, row_folds: np.ndarray, R: int, total: int) -> Demand:
+    return Demand(sections, row_folds * R, np.minimum(row_folds * R + R, total), R)
 
 
 def _used(total: int, tile: int) -> np.ndarray:
@@ -150,10 +166,9 @@ def fold(g: Gemm, cfg: SystolicConfig) -> Folds:
         writes = outputs = t * cols
         if cfg.accumulate and t * C <= cfg.sram_words[2]:     # only a column fold's last row fold leaves
             outputs = np.where(fr == len(ru) - 1, outputs, 0)
-        phase = {"filter": (0 * load, R + 0 * load), "ifmap": (load, t + R - 1 + 0 * load),
-                 "ofmap": (load + R - 1, t + C - 1 + 0 * load)}
-        streams = {"ifmap": _diagonal_stream(np.maximum(k_rows, 1), t, R, fr),
-                   "filter": _rowmajor_stream(g.k_stored, cu, fc, fr * R, fr * R + rows, C, reverse=True)}
+        phase = (load + R - 1, t + C - 1 + 0 * load)
+        lead, out_rows, passes = 2 * R - 1 + 0 * load, t + 0 * load, {"ifmap": len(cu), "filter": 1}
+        demand = {"ifmap": _whole(fr), "filter": _rows(fc, fr, R, g.k_stored)}
     elif cfg.dataflow == "os":        # M on rows, N on columns, K streams
         ru, cu = _used(g.m, R), _used(g.n, C)
         fc, fr = _fold_grid(len(cu), len(ru))
@@ -162,11 +177,11 @@ def fold(g: Gemm, cfg: SystolicConfig) -> Folds:
         reads = {"ifmap": t * rows, "filter": t * cols}
         outputs = rows * cols
         writes = outputs + R + C           # SCALE-Sim counts R + C more per fold (systolic_compute_os.py)
-        zero = np.zeros(len(fc))
-        phase = {"ifmap": (zero, zero + t + R - 1), "filter": (zero, zero + t + C - 1),
-                 "ofmap": (zero + t - 1, zero + R + C - 1)}
-        streams = {"ifmap": _diagonal_stream(ru, t, R, fr),
-                   "filter": _diagonal_stream(cu, t, C, fc)}
+        load = np.zeros(len(fc), np.int64)
+        phase = (load + t - 1, load + R + C - 1)
+        lead, out_rows = t - 1 + R - rows, rows        # a fold's output block is written flipped
+        passes = {"ifmap": len(cu), "filter": len(ru)}
+        demand = {"ifmap": _whole(fr), "filter": _whole(fc)}
     else:                             # "is": K on rows, M on columns, N streams
         ru, cu = _used(g.k, R), _used(g.m, C)
         fc, fr = _fold_grid(len(cu), len(ru))
@@ -175,12 +190,13 @@ def fold(g: Gemm, cfg: SystolicConfig) -> Folds:
         cycles = load + R + C + t - 2
         reads = {"ifmap": rows * cols, "filter": t * rows}
         writes = outputs = t * cols
-        phase = {"ifmap": (0 * load, R + 0 * load), "filter": (load, t + R - 1 + 0 * load),
-                 "ofmap": (load + R - 1, t + C - 1 + 0 * load)}
-        streams = {"ifmap": _rowmajor_stream(g.k, cu, fc, fr * R, fr * R + rows, C, reverse=True),
-                   "filter": _diagonal_stream(ru, t, R, fr)}
+        phase = (load + R - 1, t + C - 1 + 0 * load)
+        lead, out_rows, passes = 2 * R - 1 + 0 * load, t + 0 * load, {"ifmap": 1, "filter": len(cu)}
+        demand = {"ifmap": _rows(fc, fr, R, g.k), "filter": _whole(fr)}
     as_float = lambda a: np.broadcast_to(np.asarray(a, np.float64), cycles.shape)  # noqa: E731
     return Folds(row_used=rows, col_used=cols, cycles=np.asarray(cycles, np.int64),
                   reads={k: as_float(v) for k, v in reads.items()}, writes=as_float(writes),
                   outputs=as_float(outputs), macs_cycles=as_float(rows * cols * t),
-                  phase={op: (as_float(a), as_float(b)) for op, (a, b) in phase.items()}, streams=streams)
+                  out_phase=(as_float(phase[0]), as_float(phase[1])), col_fold=fc, row_fold=fr,
+                  load=np.asarray(load, np.int64), lead=np.asarray(lead, np.int64) + 0 * fc,
+                  out_rows=np.asarray(out_rows, np.int64) + 0 * fc, passes=passes, demand=demand)

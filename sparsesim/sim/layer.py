@@ -8,6 +8,7 @@ touch); spatial arrays schedule the real block maps over PE sets; GPUs deal tile
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
@@ -23,7 +24,7 @@ from ..workload.strategies import Kernel
 from ..workload.traffic import RegionShape
 from .gpu import simulate_gpu
 from .spatial import simulate_spatial
-from .systolic import Gemm, SystolicConfig, simulate_gemm
+from .systolic import Conv, Gemm, SystolicConfig, simulate_gemm
 
 DATAFLOW_CODES = {"weight-stationary": "ws", "output-stationary": "os", "input-stationary": "is"}
 PRICED_TYPES = (*DATA_TYPES, "metadata")
@@ -37,6 +38,8 @@ class SimResult:
     backing_level: str                             # the level kind the kernel's traffic crosses
     backing_words: dict[str, np.ndarray]           # words moved there, by data type
     buffer_words: dict[str, np.ndarray] | None     # buffer words by data type (None: not simulated)
+    weight_fill_s: np.ndarray | None = None        # of `seconds`, the wait for the first weights alone
+    weight_window_s: np.ndarray | None = None      # time before the end the next layer's weights can load
 
 
 @dataclass(frozen=True)
@@ -86,17 +89,24 @@ def systolic_config(hw: Hardware, backing: int = 0) -> SystolicConfig:
 
 
 @lru_cache(maxsize=65536)
-def _gemm(g: Gemm, cfg: SystolicConfig, on_chip: bool) -> tuple[float, dict[str, float], dict, dict]:
-    """(cycles, stalls by cause, DRAM words by type, buffer words by type) of one GEMM; `on_chip`:
-    inputs and outputs live in the buffer level (only the weights cross DRAM)."""
+def _gemm(g: Gemm, cfg: SystolicConfig, on_chip: bool) -> tuple:
+    """(cycles, stalls by cause, DRAM words by type, buffer words by type, cycles waiting for the
+    first weights, cycles the next layer's weights can load in) of one GEMM; `on_chip`: inputs and
+    outputs live in the buffer level (only the weights cross DRAM)."""
     r = simulate_gemm(g, cfg)
-    stalls = {"dram_bandwidth": float(r.stall_cycles), "first_fill_last_drain": float(r.overall_cycles - r.total_cycles)}
+    fill = float(r.weight_fill_cycles)
+    stalls = {"dram_bandwidth": float(r.stall_cycles), "first_weights": fill,
+              "first_fill_last_drain": float(r.overall_cycles - r.total_cycles) - fill}
     activations = {"inputs": r.dram_reads["ifmap"], "outputs": r.dram_writes["ofmap"]}
     dram = {"weights": r.dram_reads["filter"], **({"inputs": 0, "outputs": 0} if on_chip else activations)}
     sram = {"inputs": r.sram_reads["ifmap"], "weights": r.sram_reads["filter"], "outputs": r.sram_writes["ofmap"]}
     if on_chip:
         sram = {k: v + activations.get(k, 0) for k, v in sram.items()}
-    return float(r.overall_cycles), stalls, dram, sram
+    # the next layer's weights can stream in while this layer's weight channel idles, into the
+    # filter buffer's room: all but this layer's weights, or the prefetch half where they stream
+    room = cfg.sram_words[1] - min(g.k_stored * g.n, math.ceil(cfg.sram_words[1] / 2))
+    window = min(r.weight_channel_free, room / cfg.bandwidth[1])
+    return float(r.overall_cycles), stalls, dram, sram, fill, float(window)
 
 
 @register_simulator("systolic-folds")
@@ -106,23 +116,48 @@ def _systolic(run: LayerRun, hw: Hardware) -> SimResult:
     level = int(np.asarray(moved.backing).reshape(-1)[0])
     cfg = systolic_config(hw, level)
     k = int(round(float(geo.gemm_k.item())))
+    conv = _conv(layer)
     if run.block is None:
-        ms = np.array([int(layer["out_h"] * layer["out_w"])])
-        streams = np.array([float(geo.in_elems.item())])
+        pixels = [None]
+        distinct = np.array([float(geo.in_elems.item())])
     else:
-        ms = np.asarray(work.padded_pixels).reshape(-1).astype(np.int64)
+        pixels = [_block_pixels(frame, run.block) if conv is not None else None for frame in run.maps]
         cover = input_coverage(run.maps, run.block, layer) if np.all(work.first) and np.all(work.last) else None
         per_block = float(np.asarray(work.tile_in).reshape(-1)[0])   # a region's tile, grown by its halo
-        streams = np.asarray(work.blocks).reshape(-1) * per_block if cover is None else cover * float(geo.cin.item())
-    out = [_gemm(Gemm(int(m), k, int(layer["out_channels"]), ifmap_stream=int(s)), cfg, level > 0)
-           for m, s in zip(ms, streams)]
+        distinct = np.asarray(work.blocks).reshape(-1) * per_block if cover is None else cover * float(geo.cin.item())
+    n = int(layer["out_channels"])
+    ms = np.asarray(work.padded_pixels).reshape(-1) if run.block is not None else [int(layer["out_h"] * layer["out_w"])]
+    out = [_gemm(Gemm(int(m), k, n, ifmap_unique=int(u), conv=conv, pixels=p), cfg, level > 0)
+           for m, p, u in zip(ms, pixels, distinct)]
     over = np.asarray(moved.overhead_bytes).reshape(-1) / hw.levels[level].bandwidth * hw.clock_hz
     cycles = np.array([o[0] for o in out]) + over
     stalls = {key: np.array([o[1][key] for o in out]) for key in out[0][1]}
     stalls["overhead"] = over + np.zeros_like(cycles)
     by_type = lambda i: {t: np.array([o[i][t] for o in out], np.float64) for t in out[0][i]}  # noqa: E731
     return SimResult(seconds=cycles / hw.clock_hz, stalls={c: v / hw.clock_hz for c, v in stalls.items()},
-                     backing_level="dram", backing_words=by_type(2), buffer_words=by_type(3))
+                     backing_level="dram", backing_words=by_type(2), buffer_words=by_type(3),
+                     weight_fill_s=np.array([o[4] for o in out]) / hw.clock_hz,
+                     weight_window_s=np.array([o[5] for o in out]) / hw.clock_hz)
+
+
+def _conv(layer: pd.Series) -> Conv | None:
+    """The input a conv's im2col reads: the padded input its windows reach, input channels per group
+    (one stride and dilation: the vertical ones). None for a transposed conv: its sub-pixel phases
+    read no common window, so its words are taken as distinct (a plain GEMM)."""
+    if layer["op"] == "conv_transpose2d":
+        return None
+    (kh, kw), (sh, _), (dh, dw) = ((int(layer[f"{k}_h"]), int(layer[f"{k}_w"])) for k in ("kernel", "stride", "dilation"))
+    oh, ow = int(layer["out_h"]), int(layer["out_w"])
+    c = int(layer["in_channels"]) // int(layer["groups"])
+    return Conv((oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sh + (kw - 1) * dw + 1, kh, kw, c, sh, dh)
+
+
+def _block_pixels(active: np.ndarray, block: int) -> bytes:
+    """The output pixels a frame streams: every pixel of each active block, blocks in raster order,
+    as int32 (row, column) pairs."""
+    blocks = np.argwhere(active).astype(np.int32) * block
+    inner = np.argwhere(np.ones((block, block), bool)).astype(np.int32)
+    return (blocks[:, None, :] + inner[None, :, :]).reshape(-1, 2).tobytes()
 
 
 @register_simulator("row-stationary-sets")
@@ -134,7 +169,8 @@ def _spatial(run: LayerRun, hw: Hardware) -> SimResult:
     r = simulate_spatial(run.geo, hw, run.work, shape, maps, run.schedule)
     return SimResult(seconds=r.seconds, stalls={k: v / hw.clock_hz for k, v in r.stalls.items()},
                      backing_level=_backing_kind(run.geo, hw, run.work), backing_words=r.dram_by_type,
-                     buffer_words=r.buffer_by_type)
+                     buffer_words=r.buffer_by_type, weight_fill_s=r.weight_fill / hw.clock_hz,
+                     weight_window_s=r.weight_window / hw.clock_hz)
 
 
 @register_simulator("gpu-waves")
@@ -223,6 +259,10 @@ def simulate_maps(layer: pd.Series, maps: np.ndarray, hw: Hardware, table: Energ
              **{f"stall_{k}_s": np.asarray(v).reshape(-1) for k, v in sparse.stalls.items()}}
     if sparse.buffer_words is not None:
         frame["sim_buffer_words"] = sum(sparse.buffer_words.values())
+    if sparse.weight_fill_s is not None:      # what `sim.run` needs to carry weights across layers
+        frame.update(sim_weight_fill_s=sparse.weight_fill_s, sim_weight_window_s=sparse.weight_window_s,
+                     sim_dense_weight_fill_s=float(dense.weight_fill_s[0]),
+                     sim_dense_weight_window_s=float(dense.weight_window_s[0]))
     return pd.DataFrame(frame)
 
 

@@ -10,8 +10,9 @@ one set busy while the others idle (load imbalance); `dynamic` deals active bloc
 A PE's scratchpad holds its filter row for the unit's input channels when it can; otherwise the
 channels go in chunks and partial sums spill to the global buffer and back once per extra chunk.
 Each set is fed by the global buffer over the NoC at an even share of its bandwidth, and the layer's
-DRAM traffic (the cost model's) overlaps compute through double buffering. The dense baseline is the
-same machine with every block active.
+DRAM traffic (the cost model's) overlaps compute through double buffering, except the first pass's
+weights, which arrive before it starts (behind the previous layer where the array prefetches them:
+`sim.run` carries that). The dense baseline is the same machine with every block active.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..hardware import Hardware
+from ..hardware import Hardware, kinds
 from ..workload import Geometry, Work, traffic
 
 
@@ -29,12 +30,15 @@ class SpatialResult:
     seconds: np.ndarray
     sets: int
     busiest: np.ndarray          # active blocks on the busiest set
-    stalls: dict[str, np.ndarray]   # cycles by cause: load_imbalance, fill_drain, noc_bandwidth, dram_bandwidth, overhead
+    stalls: dict[str, np.ndarray]   # cycles by cause: load_imbalance, fill_drain, noc_bandwidth, dram_bandwidth,
+                                    # first_weights, overhead
     idle_pe_fraction: np.ndarray
     buffer_words: np.ndarray     # global-buffer words moved to and from the sets
     dram_words: np.ndarray
     buffer_by_type: dict[str, np.ndarray]   # the same, by data type (inputs, outputs, weights)
     dram_by_type: dict[str, np.ndarray]
+    weight_fill: np.ndarray      # cycles waiting for the first pass's weights
+    weight_window: np.ndarray    # cycles before the end in which the next layer's weights can load
 
 
 def pe_sets(hw: Hardware, kh: int, rows_per_block: int) -> tuple[int, int]:
@@ -97,14 +101,22 @@ def simulate_spatial(geo: Geometry, hw: Hardware, w: Work, block: tuple[int, int
     dram_by_type = {k: flat(v) for k, v in kernel.items()}
     dram_cycles = dram_words * hw.word_bytes / hw.levels[0].bandwidth * hw.clock_hz
     overhead = flat((moved.streaming_bytes + moved.indexed_bytes) / hw.levels[0].bandwidth * hw.clock_hz)
-    cycles = np.maximum(array_cycles, dram_cycles) + overhead
     active = units.sum(axis=1)
+    kind = kinds.of(hw)
+    first = np.where(active > 0, float(kind.first_weights(geo, hw).item()) * hw.word_bytes
+                     / hw.levels[0].bandwidth * hw.clock_hz, 0.0)
+    cycles = first + np.maximum(array_cycles, dram_cycles) + overhead
+    # the next layer's weights load while DRAM idles, where the buffer holds weights at all
+    keeps = not hw.tiling.bypasses("buffer", "weights")
+    room = hw.level("buffer").size_bytes / 2 / hw.levels[0].bandwidth * hw.clock_hz if keeps else 0.0
+    window = np.minimum(np.maximum(array_cycles - dram_cycles, 0.0), room)
     stalls = {"load_imbalance": (busiest - mean) * per_unit, "fill_drain": mean * fill,
               "noc_bandwidth": mean * (per_unit - fill - compute),
-              "dram_bandwidth": np.maximum(dram_cycles - array_cycles, 0.0), "overhead": overhead}
+              "dram_bandwidth": np.maximum(dram_cycles - array_cycles, 0.0), "first_weights": first,
+              "overhead": overhead}
     busy = active * compute * kh * e
     idle = 1 - np.where(cycles > 0, busy / np.maximum(cycles * hw.part.rows * hw.part.cols, 1), 0.0)
     return SpatialResult(cycles=cycles, seconds=cycles / hw.clock_hz, sets=sets, busiest=busiest, stalls=stalls,
                          idle_pe_fraction=np.clip(idle, 0.0, 1.0), buffer_words=active * words,
                          dram_words=dram_words, buffer_by_type={k: active * v for k, v in unit_words.items()},
-                         dram_by_type=dram_by_type)
+                         dram_by_type=dram_by_type, weight_fill=first, weight_window=window)

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class ArrayPart:
@@ -12,15 +14,27 @@ class ArrayPart:
     rf_read_words: tuple[tuple[str, float], ...] = ()   # per PE and data type, words/cycle (imported arrays)
     loop_arch: Any = None      # the array as a loop-nest machine with its mapping constraints (imported
                                # from Timeloop with constraints): what sparsesim's mapper maps onto
+    weight_prefetch: bool = False   # the next layer's weights load while this one computes (where there is room)
 
 
 def array_fields(r) -> dict:
     a = r.sub("array")
-    return dict(rows=a.get("rows", int, positive=True), cols=a.get("cols", int, positive=True))
+    return dict(rows=a.get("rows", int, positive=True), cols=a.get("cols", int, positive=True),
+                weight_prefetch=a.get("weight_prefetch", bool, False))
 
 
 def describe_array(hw) -> str:
-    return f"array {hw.part.rows} x {hw.part.cols}"
+    fetch = "prefetched behind the previous layer" if hw.part.weight_prefetch else "fetched before each layer starts"
+    return f"array {hw.part.rows} x {hw.part.cols}, first weights {fetch}"
+
+
+def first_weights_s(hw, words: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """Seconds a layer waits for the weights its first pass needs, over DRAM: zero where the array
+    prefetches them behind the previous layer (the analytical model assumes the previous layer is
+    long enough to hide them; the simulator checks) or where the layer has nothing to compute."""
+    if hw.part.weight_prefetch:
+        return np.zeros_like(np.asarray(words, np.float64))
+    return np.where(active, words * hw.word_bytes / hw.levels[0].bandwidth, 0.0)
 
 
 def array_loop_arch(hw):

@@ -5,6 +5,8 @@ Which GEMM dimensions map to the rows and columns, and which one streams, is the
 pixels; output-stationary puts M on rows and N on columns and streams K; input-stationary puts K on
 rows and M on columns and streams N. Each fold costs its stream plus fill and drain; the first
 fold's stationary operand loads before anything streams (later loads hide behind the double buffer).
+Before its first fold the filter buffer's first half must arrive from DRAM, unless the array
+prefetches the next layer's weights while the current one computes (`array.weight_prefetch`).
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .base import Kind, register
-from .array import ArrayPart, array_fields, array_loop_arch, describe_array
+from .array import ArrayPart, array_fields, array_loop_arch, describe_array, first_weights_s
 
 SYSTOLIC_DATAFLOWS = ("weight-stationary", "output-stationary", "input-stationary")
 
@@ -74,7 +76,16 @@ class Systolic(Kind):
             return np.where(w.blocks > 0, folds * (stream + fill_drain) + load, 0.0) / clock
 
         folds, stream, _ = fold(w.pixels, geo.gemm_k, geo.cout, R, C)
-        return [w.macs / hw.peak_macs_per_s, folds * stream / clock, streamed(w.pixels), streamed(w.padded_pixels)]
+        first = first_weights_s(hw, self.first_weights(geo, hw), w.blocks > 0)
+        return [w.macs / hw.peak_macs_per_s, folds * stream / clock, streamed(w.pixels) + first,
+                streamed(w.padded_pixels) + first]
+
+    def first_weights(self, geo, hw) -> np.ndarray:
+        """Weight words the filter buffer fetches before the first fold: its first half, or all the
+        weights where they take less."""
+        p = hw.part
+        buffer = hw.level("buffer").size_bytes / hw.word_bytes * p.buffer_split[1] / sum(p.buffer_split)
+        return np.minimum(geo.gemm_k * geo.cout, np.ceil(buffer / 2))
 
     def describe(self, hw) -> str:
         p = hw.part
