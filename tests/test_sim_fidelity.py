@@ -15,7 +15,7 @@ from sparsesim.interop import scalesim
 from sparsesim.sim import Gemm, SystolicConfig, simulate_gemm
 from sparsesim.sim.systolic import Conv
 from sparsesim.sim.operands import operands
-from scalesim_oracle import _diagonal, _sections, service, streams
+from scalesim_oracle import _diagonal, service, streams
 
 ROOT = Path(__file__).resolve().parents[1] / "benchmarks"
 

@@ -7,7 +7,6 @@ spaced, so each fold's output marks are one batch with a closed form: no loop pe
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 import numpy as np
 

@@ -189,7 +189,7 @@ class _Section:
 def walk(op: Operand, folds: Demand, win: Window) -> Misses:
     """Every miss of the read buffer over the folds, in order."""
     n, A, P, eps = win.sets, win.active, win.slide, win.per_set
-    fold_of, line_of, slides = [], [], []
+    found: list[tuple] = []                      # (fold, pieces, requests, slides) per miss or run of misses
     if P <= 0 or op.words == 0:
         return Misses(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
     w = 0
@@ -204,41 +204,60 @@ def walk(op: Operand, folds: Demand, win: Window) -> Misses:
             step = int(np.argmax(out))
             q, j = q + step, int(pc.a[q + step]) if step else max(j, int(pc.a[q]))
             if not op.copies:            # one copy per word: the piece's next request misses, and so
-                rel = int((pc.set[q] - w) % n)      # on along the rising run of sets after it, in closed form
-                k = -(-(rel - A + 1) // P)
-                at, counts = _rising(pc.set, q, int(pc.set[q]) - rel + k * P, n, A, P)
-                pieces = np.concatenate([[q], at])
-                fold_of.append(np.full(len(pieces), f))
-                line_of.append(pc.lines(pieces, np.concatenate([[j], pc.a[at]])))
-                slides.append(np.concatenate([[k], counts]))
-                w = (int(pc.set[q]) - rel + (k + int(counts.sum())) * P) % n
-                q, j = (int(at[-1]) if len(at) else q) + 1, 0
+                pieces, requests, slides = _missing_run(pc, q, j, w, win)   # on along its rising run
+                found.append((f, pieces, requests, slides))
+                w = (w + int(slides.sum()) * P) % n
+                q, j = int(pieces[-1]) + 1, 0
                 continue
-            else:                        # the run of pieces outside the window, checked word by word:
-                run = q + int(np.argmin(np.append(out[q - (len(pc.set) - len(out)):], False)))
-                last = min(run, q + batch)           # first its next word alone, then more and more pieces
-                rows, cols = pc.entries(q, j, last)
-                held = _held(op, rows, cols, eps, lambda s: ((s - w) % n) < A)
-                batch = min(max(2 * batch, 1), BATCH_PIECES)
-                if held.all():
-                    q, j = (q, j + 1) if last == q else (last, 0)
-                    if q < len(pc.set) and j >= pc.b[q]:
-                        q, j = q + 1, 0
-                    continue
-                first = int(np.argmin(held))
-                q, miss = pc.locate(q, j, first)
-                sets = _copy_sets(op, rows[first:first + 1], cols[first:first + 1], eps)[0]
-                k = _slides_to_hold(sets[sets >= 0], w, n, A, P)
-            batch = 0
-            fold_of.append(np.array([f]))
-            line_of.append(pc.lines(np.array([q]), np.array([miss])))
-            slides.append(np.array([k]))
-            w = (w + k * P) % n
-            j = miss + 1
-            if j >= pc.b[q]:
+            run = q + int(np.argmin(np.append(out[step:], False)))   # pieces outside the window from q
+            last = min(run, q + batch)            # first its next word alone, then more and more pieces
+            batch = min(max(2 * batch, 1), BATCH_PIECES)
+            miss = _first_unheld(op, pc, q, j, last, w, win)
+            if miss is None:
+                q, j = (q, j + 1) if last == q else (last, 0)
+            else:
+                q, j, k = miss
+                batch = 0
+                found.append((f, [q], [j], [k]))
+                w = (w + k * P) % n
+                j += 1
+            if q < len(pc.set) and j >= pc.b[q]:
                 q, j = q + 1, 0
-    join = lambda parts: np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)  # noqa: E731
-    return Misses(join(fold_of), join(line_of), join(slides))
+    if not found:
+        return Misses(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+    return Misses(np.concatenate([np.full(len(p), f) for f, p, _, _ in found]),
+                  np.concatenate([_pieces_lines(op, folds, f, eps, cache, p, r) for f, p, r, _ in found]),
+                  np.concatenate([np.asarray(k, np.int64) for *_, k in found]))
+
+
+def _pieces_lines(op, folds, f, eps, cache, pieces, requests) -> np.ndarray:
+    return _Pieces(op, folds, f, eps, cache).lines(np.asarray(pieces, np.int64), np.asarray(requests, np.int64))
+
+
+def _missing_run(pc: "_Pieces", q: int, j: int, w: int, win: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where every word has one copy: piece q's next request misses, and so does each piece of the
+    rising run of sets after it that the window has to slide to (closed form): (pieces, requests,
+    slides)."""
+    n, A, P = win.sets, win.active, win.slide
+    rel = int((pc.set[q] - w) % n)
+    k = -(-(rel - A + 1) // P)
+    at, counts = _rising(pc.set, q, int(pc.set[q]) - rel + k * P, n, A, P)
+    return np.concatenate([[q], at]), np.concatenate([[j], pc.a[at]]), np.concatenate([[k], counts])
+
+
+def _first_unheld(op: Operand, pc: "_Pieces", q: int, j: int, last: int, w: int,
+                  win: Window) -> tuple[int, int, int] | None:
+    """Requests from j (in piece q) to piece `last`, all outside the window by their own entries:
+    the first whose word no copy in the window holds, as (piece, request, slides until one does)."""
+    n, A, P, eps = win.sets, win.active, win.slide, win.per_set
+    rows, cols = pc.entries(q, j, last)
+    held = _held(op, rows, cols, eps, lambda s: ((s - w) % n) < A)
+    if held.all():
+        return None
+    first = int(np.argmin(held))
+    piece, request = pc.locate(q, j, first)
+    sets = _copy_sets(op, rows[first:first + 1], cols[first:first + 1], eps)[0]
+    return piece, request, _slides_to_hold(sets[sets >= 0], w, n, A, P)
 
 
 BATCH_PIECES = 64      # pieces outside the window checked in one vectorised pass
