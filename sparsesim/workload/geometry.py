@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:                 # annotations only: reading SCALE-Sim's files needs no pandas
+    import pandas as pd
 
 
 def halo_tile(block, kernel, stride, dilation):
