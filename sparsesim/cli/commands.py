@@ -214,3 +214,8 @@ def info(args: argparse.Namespace) -> int:
     from ..trace.format import open as open_trace
     print(describe(open_trace(args.trace)))
     return 0
+
+
+def check(args: argparse.Namespace) -> int:
+    from ..trace.check import check_traces
+    return 0 if check_traces([Path(t) for t in args.traces], upgrade=args.upgrade) else EXIT_ERROR

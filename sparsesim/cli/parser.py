@@ -293,6 +293,13 @@ def info_args(i: argparse.ArgumentParser) -> None:
     i.add_argument("trace", help="trace directory")
 
 
+def check_args(c: argparse.ArgumentParser) -> None:
+    c.add_argument("traces", nargs="+", metavar="TRACE", help="trace directories")
+    c.add_argument("--upgrade", action="store_true",
+                   help="record a manifest for traces written before manifests existed (after checking "
+                        "that their parquet files are whole)")
+
+
 @dataclass(frozen=True)
 class Command:
     help: str
@@ -336,6 +343,10 @@ COMMANDS: dict[str, Command] = {
                         "reads SCALE-Sim's topology CSV and .cfg files unchanged and reports in SCALE-Sim's terms "
                         "(cycles, utilisation, SRAM and DRAM reads and writes)."),
     "info": Command("summarise a trace", info_args),
+    "check": Command("verify traces against their manifests (every file's size and SHA-256)", check_args,
+                     "Hash every file of each TRACE and list every problem, one line each: missing, truncated, "
+                     "damaged or unlisted files. Exit 0 when all are sound, 2 otherwise. With --upgrade, traces "
+                     "written before manifests existed get one."),
 }
 GLOBAL_ALIASES = {"hardware": "--hw", "blocks": "--block", "energy_tables": "--energy-table", "shapes": "--shape",
                   "densities": "--density", "kernels": "--kernel"}

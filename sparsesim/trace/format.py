@@ -8,6 +8,7 @@ A trace is a directory that numpy/pandas/pyarrow read without sparsesim:
     frames.parquet        one row per traced frame: psnr_db, reset, and `active:<layer>` fractions
     masks/chunk-*.parquet rows (frame, layer, bits): the layer's boolean output mask at frame,
                           np.packbits of the row-major (out_h, out_w) map
+    manifest.json         every other file's size and SHA-256, written last (see manifest.py)
 
 The writer builds the trace in a hidden sibling directory and renames it into place when done (or
 interrupted, then marked incomplete), so the target never holds a half-written trace.
@@ -30,6 +31,7 @@ import pyarrow.parquet as pq
 
 from ..atomic import umask, write_atomic, write_json, write_table
 from ..errors import TraceError
+from . import manifest as manifest_
 
 SCHEMA = "sparsesim.trace"
 SCHEMA_VERSION = 1
@@ -196,6 +198,7 @@ class TraceWriter:
         self._merge_frames()
         self.meta.update(extra, complete=complete, status=status, frames_recorded=self.frames_recorded)
         write_json(self.tmp / "meta.json", self.meta)
+        manifest_.write(self.tmp)  # last: a trace with a sound manifest is a finished one
         self._swap_into_place()
         return self.target
 
@@ -219,6 +222,7 @@ class Trace:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.meta = read_meta(self.path)
+        self.manifest = manifest_.quick_check(self.path)
         self._layers: list[LayerInfo] | None = None
 
     def __repr__(self) -> str:
@@ -236,14 +240,33 @@ class Trace:
 
     @property
     def layers_df(self) -> pd.DataFrame:
-        return pd.read_parquet(self.path / "layers.parquet")
+        return self._table("layers.parquet")
+
+    def _table(self, rel: str) -> pd.DataFrame:
+        """A parquet file of the trace; damage the open-time check cannot see is a one-line TraceError."""
+        return self._arrow(rel).to_pandas()
+
+    def _arrow(self, rel: str, schema: pa.Schema | None = None) -> pa.Table:
+        try:
+            table = pq.read_table(self.path / rel)
+            return table if schema is None else table.select(schema.names).cast(schema)
+        except (pa.ArrowException, OSError) as e:  # before ValueError: ArrowInvalid is one
+            raise TraceError(f"damaged trace {self.path}: {rel}: {str(e).splitlines()[0]}") from None
+        except (KeyError, ValueError, TypeError) as e:
+            raise TraceError(f"damaged trace {self.path}: {rel}: wrong columns ({e})") from None
+
+    def _listed(self, rel: str) -> bool:
+        return rel in self.manifest["files"]
 
     @property
     def layers(self) -> list[LayerInfo]:
         if self._layers is None:
             names = [f.name for f in fields(LayerInfo)]
-            self._layers = [LayerInfo(**{k: row[k] for k in names})
-                            for row in self.layers_df.to_dict("records")]
+            rows = self.layers_df.to_dict("records")
+            try:
+                self._layers = [LayerInfo(**{k: row[k] for k in names}) for row in rows]
+            except KeyError as e:
+                raise TraceError(f"damaged trace {self.path}: layers.parquet: no column {e}") from None
         return self._layers
 
     def layer(self, key: int | str) -> LayerInfo:
@@ -254,8 +277,8 @@ class Trace:
 
     @property
     def frames(self) -> pd.DataFrame:
-        path = self.path / "frames.parquet"
-        return pd.read_parquet(path) if path.exists() else pd.DataFrame({"frame": []})
+        # A trace that recorded no frame has no frames.parquet; the manifest says which case this is.
+        return self._table("frames.parquet") if self._listed("frames.parquet") else pd.DataFrame({"frame": []})
 
     @property
     def active(self) -> pd.DataFrame:
@@ -267,10 +290,9 @@ class Trace:
     @property
     def channels(self) -> pd.DataFrame | None:
         """Per layer: kept output and input channel counts and masks (None without channel sparsity)."""
-        path = self.path / "channels.parquet"
-        if not path.exists():
+        if not self._listed("channels.parquet"):
             return None
-        df = pd.read_parquet(path)
+        df = self._table("channels.parquet")
         sizes = {layer.id: (layer.out_channels, layer.in_channels) for layer in self.layers}
         df["out_mask"] = [unpack_mask(b, (1, sizes[i][0]))[0] for i, b in zip(df["layer"], df["out_bits"])]
         df["in_mask"] = [unpack_mask(b, (1, sizes[i][1]))[0] for i, b in zip(df["layer"], df["in_bits"])]
@@ -278,19 +300,28 @@ class Trace:
 
     @property
     def graph(self) -> nx.DiGraph:
-        data = json.loads((self.path / "graph.json").read_text())
-        return nx.node_link_graph(data, edges="edges")
+        try:
+            return nx.node_link_graph(json.loads((self.path / "graph.json").read_text()), edges="edges")
+        except (OSError, ValueError, KeyError, TypeError, nx.NetworkXError) as e:
+            raise TraceError(f"damaged trace {self.path}: graph.json: {e}") from None
 
     def masks(self, layers: Sequence[int | str] | None = None) -> Iterator[MaskFrame]:
         """Every recorded mask in (frame, layer) order, lazily, optionally for some layers only."""
         wanted = None if layers is None else {self.layer(k).id for k in layers}
         shapes = {layer.id: (layer.out_h, layer.out_w) for layer in self.layers}
-        for chunk in sorted((self.path / "masks").glob("chunk-*.parquet")):
-            table = pq.read_table(chunk)
+        for rel in sorted(r for r in self.manifest["files"] if r.startswith("masks/chunk-")):
+            table = self._arrow(rel, MASK_SCHEMA)
             frame, layer, bits = (table.column(c).to_pylist() for c in ("frame", "layer", "bits"))
             for f, lid, b in zip(frame, layer, bits):
                 if wanted is None or lid in wanted:
-                    yield MaskFrame(frame=f, layer=lid, mask=unpack_mask(b, shapes[lid]))
+                    yield MaskFrame(frame=f, layer=lid, mask=self._unpack(rel, f, lid, b, shapes))
+
+    def _unpack(self, rel: str, frame: int, lid: int, bits: bytes | None, shapes: dict) -> np.ndarray:
+        shape = shapes.get(lid)
+        if shape is None or bits is None or len(bits) != -(-shape[0] * shape[1] // 8):
+            raise TraceError(f"damaged trace {self.path}: {rel}: the mask of layer {lid} at frame {frame} "
+                             "does not fit the layer's output size")
+        return unpack_mask(bits, shape)
 
     def layer_masks(self, key: int | str) -> np.ndarray:
         """All frames' masks of one layer as a bool array (frames, out_h, out_w)."""
