@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 from ..atomic import umask, write_atomic, write_json, write_table
 from ..errors import TraceError
 from . import manifest as manifest_
+from .lock import OutputLock
 
 SCHEMA = "sparsesim.trace"
 SCHEMA_VERSION = 1
@@ -122,10 +123,15 @@ class TraceWriter:
         self._frames: list[dict] = []
         self._chunk = 0
         self.frames_recorded = 0
-        self.tmp = self._make_tmp_dir()
-        (self.tmp / "masks").mkdir()
-        (self.tmp / "frame-chunks").mkdir()
-        write_json(self.tmp / "meta.json", self.meta)
+        self.lock = OutputLock(self.target)   # before anything is written: one writer per output
+        try:
+            self.tmp = self._make_tmp_dir()
+            (self.tmp / "masks").mkdir()
+            (self.tmp / "frame-chunks").mkdir()
+            write_json(self.tmp / "meta.json", self.meta)
+        except BaseException:
+            self.lock.release()
+            raise
 
     def _make_tmp_dir(self) -> Path:
         try:
@@ -199,11 +205,15 @@ class TraceWriter:
         self.meta.update(extra, complete=complete, status=status, frames_recorded=self.frames_recorded)
         write_json(self.tmp / "meta.json", self.meta)
         manifest_.write(self.tmp)  # last: a trace with a sound manifest is a finished one
-        self._swap_into_place()
+        try:
+            self._swap_into_place()
+        finally:
+            self.lock.release()
         return self.target
 
     def abort(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
+        self.lock.release()
 
     def _swap_into_place(self) -> None:
         old = None
