@@ -135,6 +135,22 @@ def sparse_latency(geo: Geometry, hw, block: float, density: float, total: int) 
     return latency(geo, hw, work, arr(block))["latency_s"].item()
 
 
+@settings(max_examples=40, deadline=None)
+@given(cout=st.integers(1, 300), block=st.sampled_from([1, 2, 4, 8, 16, 32]))
+def test_cpu_conv_steps_never_fall_as_active_pixels_rise(cout, block):
+    # One more GEMM tile used to spread the same work over one more core: the time could halve.
+    geo = Geometry.from_layers(pd.DataFrame([conv_layer(cin=16, cout=cout, h=64, w=64)]))
+    hw = hardware.load("cpu")
+    arr = lambda v: np.array(float(v)).reshape(1, 1, 1)  # noqa: E731
+    total = (64 // block) ** 2
+    steps = []
+    for pixels in range(1, 400):  # across the first few 64-pixel tiles, one pixel at a time
+        active = min(total, -(-pixels // (block * block)))
+        work = sparse_work(geo, arr(block), arr(active), arr(pixels), arr(total))
+        steps.append(np.array(hardware.kinds.of(hw).latency_steps(geo, hw, work, arr(block))).ravel())
+    assert (np.diff(np.array(steps), axis=0) >= -1e-18).all()
+
+
 def test_break_even_density_separates_wins_from_losses():
     rng = np.random.default_rng(0)
     wl = one_layer(rng.random((4, 96, 80)) < 0.1, [8], cin=64, cout=64, h=96, w=80)

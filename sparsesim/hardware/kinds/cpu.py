@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...text import si
-from .base import Kind, padding, register
+from .base import Kind, register
 
 
 @dataclass(frozen=True)
@@ -34,16 +34,25 @@ class Cpu(Kind):
     def latency_steps(self, geo, hw, w, block):
         t = hw.tiling
         per_unit = hw.peak_macs_per_s / hw.units
-        tiles = np.ceil(w.pixels / t.tile_m) * np.ceil(geo.cout / t.tile_n)
-        busy = np.maximum(np.minimum(tiles, hw.units), 1)
         sustained = hw.part.sustained_flops / 2 / hw.units   # measured conv throughput per core
         lanes = np.ceil(geo.cout / t.reuse_n) * t.reuse_n / geo.cout  # output channels fill whole register blocks
-        parallel = w.macs / (busy * per_unit)
-        util = w.macs / (busy * sustained) * lanes
-        return [w.macs / hw.peak_macs_per_s, parallel, util, util * padding(w)]
+        useful = busiest_core_macs(geo, hw, w, w.pixels)
+        scheduled = busiest_core_macs(geo, hw, w, w.padded_pixels)
+        return [w.macs / hw.peak_macs_per_s, useful / per_unit, useful / sustained * lanes,
+                scheduled / sustained * lanes]
 
     def describe(self, hw) -> str:
         return f"sustained {si(hw.part.sustained_flops, 'FLOP/s')} (measured), {hw.part.launch_s * 1e6:g} µs per op"
+
+
+def busiest_core_macs(geo, hw, w, pixels):
+    """MACs on the busiest core when `pixels` output pixels are dealt out in GEMM tiles: an even share,
+    but never less than one whole tile (a core cannot split a tile). Both terms grow with the pixels, so
+    the time never falls as work is added (dividing by the cores a few tiles keep busy did: one tile
+    more could halve the time)."""
+    per_pixel = np.where(w.pixels > 0, w.macs / np.maximum(w.pixels, 1), geo.macs_per_pixel)
+    tile = np.minimum(pixels, hw.tiling.tile_m) * np.minimum(geo.cout, hw.tiling.tile_n) / geo.cout
+    return np.maximum(pixels / hw.units, tile) * per_pixel
 
 
 register(Cpu())
