@@ -67,3 +67,5 @@ def test_labels_and_resets():
     cfg = GateConfig(reset_every=4)
     assert [cfg.is_reset(t) for t in range(6)] == [True, False, False, False, True, False]
     assert not GateConfig().is_reset(100) and GateConfig("none").is_reset(7)
+    assert [cfg.reset_reason(t) for t in range(5)] == ["first", "", "", "", "periodic"]
+    assert GateConfig("none").reset_reason(7) == "stateless"

@@ -59,6 +59,19 @@ class GateConfig:
 
     def is_reset(self, step: int) -> bool:
         """Frame `step` is computed densely: the first one, and every K-th with a reset period."""
+        return bool(self.reset_reason(step))
+
+    def reset_reason(self, step: int) -> str:
+        """Why frame `step` is computed densely by the schedule alone ('' when it is not): 'first',
+        'stateless' (gates without temporal state) or 'periodic'. The tracer adds the reasons only a run
+        knows ('cut', 'resume'): RESET_REASONS lists them all."""
+        if step == 0:
+            return "first"
         # uncertainty pruning decides per frame from the model's own estimate: no temporal state
-        return step == 0 or self.kind in ("none", "uncertainty", "channel") or \
-            (self.reset_every > 0 and step % self.reset_every == 0)
+        if self.kind in ("none", "uncertainty", "channel"):
+            return "stateless"
+        return "periodic" if self.reset_every > 0 and step % self.reset_every == 0 else ""
+
+
+# Why a frame was computed densely, as frames.parquet's `reset_reason` records it ('' = not a reset).
+RESET_REASONS = ("first", "stateless", "periodic", "cut", "resume")

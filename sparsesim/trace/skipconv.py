@@ -222,10 +222,14 @@ class GatedModel:
             elif not on:
                 self._prune, self.module.prune = self.module.prune, None
 
-    def begin_step(self, step: int) -> None:
-        dense = self.config.is_reset(step)
+    def begin_step(self, step: int, reset: str = "") -> str:
+        """Start frame `step`; `reset` forces a dense frame for a reason only the run knows (a scene cut,
+        a resumed trace). Returns why the frame is dense ('' when it is gated)."""
+        reason = self.config.reset_reason(step) or reset
+        dense = bool(reason)
         for layer in self.layers:
             layer.state.dense_step, layer.state.calls, layer.state.mask = dense, 0, None
+        return reason
 
     def called(self) -> list[SkipConv]:
         return [layer for layer in self.layers if layer.state.calls]

@@ -217,7 +217,7 @@ def _run(writer: TraceWriter, loaded: models.LoadedModel, options: TraceOptions,
             if len(window) < spec.frames_per_step:
                 continue
             inputs = list(window)
-            model.begin_step(step)
+            reason = model.begin_step(step)
             if step == 0:
                 with record_dataflow(model.layers, inputs) as flow:
                     output = spec.run(model.module, inputs)
@@ -232,7 +232,7 @@ def _run(writer: TraceWriter, loaded: models.LoadedModel, options: TraceOptions,
             else:
                 output = spec.run(model.module, inputs)
             masks = model.masks(order)  # before the quality check's dense pass, which runs unpruned
-            row = {"source_frame": options.start + step, "reset": options.gate.is_reset(step),
+            row = {"source_frame": options.start + step, "reset": bool(reason), "reset_reason": reason,
                    "psnr_db": _quality(model, spec, inputs, output, size) if every and step % every == 0
                    else math.nan,
                    "reference_bytes": model.reference_bytes()}
