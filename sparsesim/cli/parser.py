@@ -132,6 +132,10 @@ def trace_args(t: argparse.ArgumentParser) -> None:
     t.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
     t.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     t.add_argument("--chunk-frames", type=int, default=32, help="frames per mask chunk file")
+    t.add_argument("--resume", action="store_true",
+                   help="continue a killed or interrupted trace of the same settings from its last whole chunk "
+                   "(the gates restart there with a dense frame, recorded as reset_reason 'resume'); a complete "
+                   "trace is left as it is, with nothing to resume the trace starts from the beginning")
     t.add_argument("--workers", type=int, default=1, help="parallel workers for many videos (Ray when > 1)")
     t.add_argument("--address", help="Ray cluster to run on: HOST:PORT, ray://HOST:PORT or auto (default: this machine)")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

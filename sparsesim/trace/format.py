@@ -10,14 +10,24 @@ A trace is a directory that numpy/pandas/pyarrow read without sparsesim:
                           np.packbits of the row-major (out_h, out_w) map
     manifest.json         every other file's size and SHA-256, written last (see manifest.py)
 
-The writer builds the trace in a hidden sibling directory and renames it into place when done (or
-interrupted, then marked incomplete), so the target never holds a half-written trace.
+The writer builds the trace in a hidden sibling directory `.NAME.partial-PID-X` and swaps it into place
+when done (or interrupted, then marked incomplete), so the target never holds a half-written trace. The
+swap is one atomic renameat2(RENAME_EXCHANGE) where Linux offers it; elsewhere it is two renames
+(target -> `.NAME.old-X/trace`, partial -> target), and whoever next opens or writes the trace puts a
+leftover old trace back when a kill fell between them: the target holds the old trace or the new one,
+never a mix, never nothing. A killed writer's partial directory is what `trace --resume` continues
+(sparsesim/trace/resume.py); other writers remove it.
+
+Test hooks (environment, read by nothing but the kill tests): SPARSESIM_TEST_KILL_AT=POINT SIGKILLs the
+writer at that point of the swap ('swap', 'swap-exchanged', 'swap-old-moved');
+SPARSESIM_TEST_NO_EXCHANGE=1 takes the two-rename path as if RENAME_EXCHANGE were missing.
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import signal
 import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -29,7 +39,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..atomic import umask, write_atomic, write_json, write_table
+from ..atomic import exchange, umask, write_atomic, write_json, write_table
 from ..errors import TraceError
 from . import manifest as manifest_
 from .lock import OutputLock
@@ -38,6 +48,7 @@ SCHEMA = "sparsesim.trace"
 SCHEMA_VERSION = 1
 ACTIVE_PREFIX = "active:"
 MASK_SCHEMA = pa.schema([("frame", pa.int32()), ("layer", pa.int16()), ("bits", pa.binary())])
+KILL_AT_ENV, NO_EXCHANGE_ENV = "SPARSESIM_TEST_KILL_AT", "SPARSESIM_TEST_NO_EXCHANGE"
 
 
 @dataclass(frozen=True)
@@ -112,7 +123,9 @@ def read_meta(path: Path) -> dict:
 class TraceWriter:
     """Streams a trace to disk chunk by chunk; `close()` renames the finished directory into place."""
 
-    def __init__(self, target: Path, meta: dict, chunk_frames: int = 32) -> None:
+    def __init__(self, target: Path, meta: dict, chunk_frames: int = 32, resume=None) -> None:
+        """`resume`: a callable (resume.adopt) that, under the lock, hands back the killed or interrupted
+        trace to continue (a `Resumed`) or None; the writer then carries on after its last whole chunk."""
         self.target = Path(target)
         self.chunk_frames = chunk_frames
         self.meta = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **meta,
@@ -123,15 +136,33 @@ class TraceWriter:
         self._frames: list[dict] = []
         self._chunk = 0
         self.frames_recorded = 0
+        self.resumed = None
         self.lock = OutputLock(self.target)   # before anything is written: one writer per output
         try:
-            self.tmp = self._make_tmp_dir()
-            (self.tmp / "masks").mkdir()
-            (self.tmp / "frame-chunks").mkdir()
+            recover_swap(self.target)
+            self.resumed = resume(self.target) if resume is not None else None
+            if self.resumed is not None:
+                self._continue(self.resumed)
+            else:
+                self.tmp = self._make_tmp_dir()
+                (self.tmp / "masks").mkdir()
+                (self.tmp / "frame-chunks").mkdir()
             write_json(self.tmp / "meta.json", self.meta)
         except BaseException:
             self.lock.release()
             raise
+
+    def _continue(self, resumed) -> None:
+        """Carry on in the resumed trace's directory after its kept chunks, in its chunk size."""
+        self.tmp, self.layers = resumed.tmp, list(resumed.layers)
+        self._chunk, self.frames_recorded = resumed.chunks, resumed.frames
+        self.chunk_frames = resumed.chunk_frames
+        old = resumed.meta
+        self.meta.update(started=old.get("started", self.meta.get("started")), frames_recorded=resumed.frames,
+                         masks={**self.meta["masks"], "chunk_frames": resumed.chunk_frames},
+                         resumed=[*old.get("resumed", []), {"frame": resumed.frames, "from": resumed.source,
+                                                            "at": self.meta.get("started")}])
+        self._remove_stale_partials()
 
     def _make_tmp_dir(self) -> Path:
         try:
@@ -216,14 +247,52 @@ class TraceWriter:
         self.lock.release()
 
     def _swap_into_place(self) -> None:
+        os.chmod(self.tmp, 0o777 & ~umask())
+        _test_kill_point("swap")
+        if self.target.exists() and not os.environ.get(NO_EXCHANGE_ENV) and exchange(self.tmp, self.target):
+            _test_kill_point("swap-exchanged")
+            # The partial directory now holds the old trace; manifest and all, so nobody resumes it.
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return
         old = None
         if self.target.exists():
             old = Path(tempfile.mkdtemp(dir=self.target.parent, prefix=f".{self.target.name}.old-"))
             os.replace(self.target, old / "trace")
-        os.chmod(self.tmp, 0o777 & ~umask())
+            _test_kill_point("swap-old-moved")   # no target now: recover_swap puts the old one back
         os.replace(self.tmp, self.target)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def _test_kill_point(point: str) -> None:
+    """Test hook: the kill tests die here, as a power cut or an OOM kill would, with SIGKILL."""
+    if os.environ.get(KILL_AT_ENV) == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _old_dirs(target: Path) -> list[Path]:
+    return sorted(target.parent.glob(f".{target.name}.old-*"))
+
+
+def recover_swap(target: Path) -> None:
+    """Call with the output lock held: a writer killed between its two renames left the old trace in
+    `.NAME.old-X/trace` and no target; put it back. Old directories beside a target are only garbage."""
+    for old in _old_dirs(target):
+        if not target.exists() and (old / "trace").is_dir():
+            os.replace(old / "trace", target)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _recover_if_swap_was_cut(path: Path) -> None:
+    """A reader finding no trace but an old one left mid-swap restores it (taking the writer's lock, so a
+    writer between its renames right now is waited for by an 'in use' error, never raced)."""
+    if path.exists() or not _old_dirs(path):
+        return
+    lock = OutputLock(path)
+    try:
+        recover_swap(path)
+    finally:
+        lock.release()
 
 
 class Trace:
@@ -343,6 +412,7 @@ class Trace:
 def open(path: str | Path) -> Trace:  # noqa: A001  (the documented API name)
     """Open a trace directory written by `sparsesim trace`."""
     path = Path(path)
+    _recover_if_swap_was_cut(path)
     if not path.is_dir():
         raise TraceError(f"no trace directory at {path}")
     return Trace(path)
@@ -350,6 +420,7 @@ def open(path: str | Path) -> Trace:  # noqa: A001  (the documented API name)
 
 def existing_identity(path: Path) -> dict | None:
     """The identity of the trace already at `path` (None if nothing is there)."""
+    _recover_if_swap_was_cut(path)
     if not path.exists():
         return None
     if not path.is_dir():

@@ -229,6 +229,9 @@ class GatedModel:
         dense = bool(reason)
         for layer in self.layers:
             layer.state.dense_step, layer.state.calls, layer.state.mask = dense, 0, None
+        prune = getattr(self.module, "prune", None)
+        if hasattr(prune, "step"):  # a user's per-step masks follow the step (a resumed or repeated one too)
+            prune.step = step
         return reason
 
     def called(self) -> list[SkipConv]:

@@ -11,7 +11,7 @@ import threading
 from collections import deque
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import av
 import numpy as np
@@ -26,6 +26,7 @@ from .gate_config import GateConfig
 from .preprocess import Preprocess
 from .skipconv import GatedModel, psnr, record_dataflow
 from .format import TraceWriter, existing_identity, read_meta
+from .resume import Resumed, adopt
 
 AUTO_QUALITY_FRAMES = 300  # videos up to this many steps get a dense quality check on every frame
 
@@ -46,6 +47,9 @@ class TraceOptions:
     chunk_frames: int = 32
     progress: bool = True
     skip_complete: bool = False       # an identical complete trace already there: leave it, report "skipped"
+    resume: bool = False              # continue a killed or interrupted trace of the same identity (resume.py)
+    reset_at: tuple[int, ...] = ()    # steps computed densely with reset_reason 'resume', as a resumed trace
+                                      # has where it resumed: what a resumed trace is compared with
     handle_signals: bool = True       # Ctrl-C/SIGTERM close the trace as incomplete (main thread only)
 
     def validate(self) -> None:
@@ -54,6 +58,7 @@ class TraceOptions:
         require(self.quality_every is None or self.quality_every >= 0, "quality_every",
                 f"must be >= 0 (0 = off), got {self.quality_every}")
         require(self.chunk_frames >= 1, "chunk_frames", f"must be >= 1, got {self.chunk_frames}")
+        require(all(step >= 0 for step in self.reset_at), "reset_at", f"steps must be >= 0, got {self.reset_at}")
         require(not (self.size and self.preprocess.input_size), ("size", "preprocess.input_size"),
                 "give {size} or {preprocess.input_size}, not both")
         if self.gate.checkpoint and not Path(self.gate.checkpoint).is_file():
@@ -68,6 +73,7 @@ class TraceResult:
     frames: int
     complete: bool
     skipped: bool = False
+    resumed_at: int | None = None     # the step a --resume run continued from (None: traced from the start)
 
 
 class StopFlag:
@@ -127,6 +133,8 @@ def identity(info: video.VideoInfo, loaded: models.LoadedModel, options: TraceOp
              "gate": gate, "start": options.start, "frames": options.frames, "size": list(size)}
     if loaded.spec.preprocess is not None:  # models from a source: how frames became inputs makes the trace
         ident["preprocess"] = loaded.spec.preprocess.record()
+    if options.reset_at:  # forced resets change the masks (absent when none: older traces keep their identity)
+        ident["reset_at"] = sorted(set(options.reset_at))
     return ident
 
 
@@ -142,9 +150,10 @@ def software() -> dict:
             "av": av.__version__, "python": platform.python_version(), "threads": torch.get_num_threads()}
 
 
-def trace_video(options: TraceOptions, loaded: models.LoadedModel | None = None) -> TraceResult:
+def trace_video(options: TraceOptions, loaded: models.LoadedModel | None = None,
+                notify: Callable[[str], None] = lambda line: None) -> TraceResult:
     """Trace one video. `loaded` lets a long-lived worker reuse a model it loaded once (it is copied:
-    tracing instruments the module in place)."""
+    tracing instruments the module in place). `notify` hears one line on what --resume does."""
     options.validate()
     path = video.resolve_video(options.video)
     info = video.probe(path)
@@ -160,7 +169,7 @@ def trace_video(options: TraceOptions, loaded: models.LoadedModel | None = None)
     if found is not None and not same_trace(found, ident):
         raise TraceError(f"output directory {target} already holds a different trace; "
                          "choose another -o or delete it")
-    if found is not None and options.skip_complete and read_meta(target).get("complete"):
+    if found is not None and (options.skip_complete or options.resume) and read_meta(target).get("complete"):
         return TraceResult(target, int(read_meta(target)["frames_recorded"]), True, skipped=True)
 
     available = max(info.frame_count - options.start, 0)
@@ -181,7 +190,10 @@ def trace_video(options: TraceOptions, loaded: models.LoadedModel | None = None)
         "software": software(),
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    writer = TraceWriter(target, meta, options.chunk_frames)
+    resume = (lambda out: adopt(out, lambda found: same_trace(found, ident))) if options.resume else None
+    writer = TraceWriter(target, meta, options.chunk_frames, resume)
+    if options.resume:
+        notify(_resume_line(target, writer.resumed))
     try:
         stop = StopFlag()
         with (stop.installed() if options.handle_signals else contextlib.nullcontext(stop)), torch.inference_mode():
@@ -195,40 +207,45 @@ def trace_video(options: TraceOptions, loaded: models.LoadedModel | None = None)
         finished = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         complete = not stop.event.is_set()
         writer.close(complete, "complete" if complete else "interrupted", finished=finished)
-        return TraceResult(target, steps, complete)
+        return TraceResult(target, steps, complete, resumed_at=writer.resumed and writer.resumed.frames)
     except BaseException:
         writer.abort()
         raise
 
 
+def _resume_line(target: Path, resumed: Resumed | None) -> str:
+    if resumed is None:
+        return f"nothing to resume at {target}: tracing from the start"
+    dropped = f", {resumed.dropped} frames after it dropped" if resumed.dropped else ""
+    return (f"resuming the {resumed.source} trace {target} at frame {resumed.frames} ({resumed.chunks} whole "
+            f"chunks kept{dropped}); the gates restart there with a dense frame")
+
+
 def _run(writer: TraceWriter, loaded: models.LoadedModel, options: TraceOptions, path: Path,
          size: tuple[int, int], every: int, steps_expected: int, declared: int, stop: StopFlag) -> int:
-    """The frame loop; returns the number of steps recorded."""
+    """The frame loop from the writer's first unrecorded step (0, or where a resumed trace stopped);
+    returns the number of steps the trace holds."""
     spec = loaded.spec
     model = GatedModel.wrap(loaded.module, options.gate)
     window: deque[torch.Tensor] = deque(maxlen=spec.frames_per_step)
     order = []
-    step = 0
-    bar = tqdm(total=steps_expected or None, unit="frame", desc=f"trace {spec.name}",
+    first = step = writer.frames_recorded
+    forced = {first: "resume"} if first else {}
+    forced.update((s, "resume") for s in options.reset_at)
+    bar = tqdm(total=steps_expected or None, initial=first, unit="frame", desc=f"trace {spec.name}",
                disable=not options.progress, dynamic_ncols=True)
+    # Step s reads frames start+s .. start+s+frames_per_step-1: a resumed run decodes from its first step's
+    # first frame (the frame before it, for frame pairs), so its window is what the uninterrupted one had.
+    count = options.frames - first if options.frames is not None else None
     with bar:
-        for frame in video.frames(path, options.start, options.frames, size, declared):
+        for frame in video.frames(path, options.start + first, count, size, declared):
             window.append(to_tensor(frame, spec.pad_multiple, options.device))
             if len(window) < spec.frames_per_step:
                 continue
             inputs = list(window)
-            reason = model.begin_step(step)
-            if step == 0:
-                with record_dataflow(model.layers, inputs) as flow:
-                    output = spec.run(model.module, inputs)
-                order = sorted(model.called(), key=lambda layer: flow.order.index(layer.name))
-                layers = [layer.layer_info(i) for i, layer in enumerate(order)]
-                graph = flow.graph(output, layers)
-                writer.set_layers(layers, graph)
-                if options.gate.prune or options.gate.channel_scales:
-                    writer.set_channels(layers, _prune_channels(model, order, graph, flow.shuffles, options.gate))
-                    model.begin_step(0)  # run the first frame again, now with the channels pruned
-                    output = spec.run(model.module, inputs)
+            reason = model.begin_step(step, forced.get(step, ""))
+            if step == first:
+                order, output = _first_step(writer, model, spec, options, inputs, step)
             else:
                 output = spec.run(model.module, inputs)
             masks = model.masks(order)  # before the quality check's dense pass, which runs unpruned
@@ -243,6 +260,28 @@ def _run(writer: TraceWriter, loaded: models.LoadedModel, options: TraceOptions,
             if stop.event.is_set():
                 break
     return step
+
+
+def _first_step(writer: TraceWriter, model: GatedModel, spec: models.ModelSpec, options: TraceOptions,
+                inputs: list[torch.Tensor], step: int) -> tuple[list, torch.Tensor]:
+    """The first step of this run finds the layers, their order and the graph (and prunes channels); a
+    fresh trace records them, a resumed one must find the ones it recorded."""
+    with record_dataflow(model.layers, inputs) as flow:
+        output = spec.run(model.module, inputs)
+    order = sorted(model.called(), key=lambda layer: flow.order.index(layer.name))
+    layers = [layer.layer_info(i) for i, layer in enumerate(order)]
+    graph = flow.graph(output, layers)
+    if step == 0:
+        writer.set_layers(layers, graph)
+    elif layers != writer.layers:
+        raise TraceError(f"cannot resume {writer.target}: the model's layers differ from the ones it recorded")
+    if options.gate.prune or options.gate.channel_scales:
+        masks = _prune_channels(model, order, graph, flow.shuffles, options.gate)
+        if step == 0:
+            writer.set_channels(layers, masks)
+        model.begin_step(step, "resume" if step else "")  # run the first frame again, now with the channels pruned
+        output = spec.run(model.module, inputs)
+    return order, output
 
 
 def _prune_channels(model: GatedModel, order, graph, shuffles: dict[str, int], gate: GateConfig):
