@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from sparsesim import trace
@@ -230,6 +232,31 @@ def test_resume_refuses_a_partial_trace_of_other_settings(capsys, small_video, t
     code, out, err = trace_small(capsys, small_video, tmp_path / "t", "--resume")
     assert code == 2 and err.count("\n") == 1 and "cannot resume" in err and "other settings" in err, err
     assert partial.exists() and not (tmp_path / "t").exists()   # nothing taken, nothing written
+
+
+def test_a_writer_killed_after_its_last_chunk_is_closed_by_the_resume(capsys, small_video, tmp_path):
+    assert trace_small(capsys, small_video, tmp_path / "whole")[0] == 0
+    killed_partial(tmp_path / "whole", tmp_path / "t")
+    code, _, err = trace_small(capsys, small_video, tmp_path / "t", "--resume")
+    assert code == 0 and "at frame 10 (5 whole chunks kept)" in err, err
+    got = trace.open(tmp_path / "t")
+    assert got.complete and manifest.problems(tmp_path / "t") == []
+    assert_same_trace(got, trace.open(tmp_path / "whole"))   # nothing traced again, no reset added
+
+
+def test_a_failed_resume_puts_the_killed_partial_back(capsys, small_video, tmp_path):
+    assert trace_small(capsys, small_video, tmp_path / "whole")[0] == 0
+    partial = killed_partial(tmp_path / "whole", tmp_path / "t", damage=4)  # frames 8, 9 to trace again
+    layers = pq.read_table(partial / "layers.parquet")
+    out_h = pa.array([h + 1 for h in layers.column("out_h").to_pylist()], layers.schema.field("out_h").type)
+    pq.write_table(layers.set_column(layers.schema.get_field_index("out_h"), "out_h", out_h),
+                   partial / "layers.parquet")
+    before = sorted(p.relative_to(partial).as_posix() for p in partial.rglob("*"))
+    code, _, err = trace_small(capsys, small_video, tmp_path / "t", "--resume")
+    assert code == 2 and "the model's layers differ from the ones it recorded" in err, err
+    dropped = {"masks/chunk-000004.parquet", "frame-chunks/chunk-000004.parquet"}   # the damaged chunk
+    assert sorted(p.relative_to(partial).as_posix() for p in partial.rglob("*")) == sorted(set(before) - dropped)
+    assert not (tmp_path / "t").exists() and hidden(tmp_path) == [partial.name]
 
 
 def test_resume_without_anything_to_resume_traces_from_the_start(capsys, small_video, tmp_path):

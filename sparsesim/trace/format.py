@@ -243,8 +243,15 @@ class TraceWriter:
         return self.target
 
     def abort(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        self.lock.release()
+        """Drop what this run wrote; a killed writer's partial it was resuming goes back where it was found
+        (with any whole chunks added), still there for the next --resume: a failed resume loses nothing."""
+        try:
+            if self.resumed is not None and self.resumed.source == "killed":
+                os.replace(self.tmp, self.resumed.origin)
+            else:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+        finally:
+            self.lock.release()
 
     def _swap_into_place(self) -> None:
         os.chmod(self.tmp, 0o777 & ~umask())

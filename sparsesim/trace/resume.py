@@ -40,6 +40,7 @@ STATIC_FILES = ("layers.parquet", "graph.json", "channels.parquet")
 class Resumed:
     tmp: Path                 # the partial directory the writer carries on in
     source: str               # 'killed' | 'interrupted'
+    origin: Path              # where it was found: a killed writer's partial goes back there on failure
     meta: dict                # the resumed trace's meta.json
     layers: tuple[LayerInfo, ...]
     chunk_frames: int
@@ -188,5 +189,5 @@ def _keep_whole_chunks(tmp: Path, found: Candidate) -> Resumed | None:
     if not kept:
         return None
     recorded = int(found.meta.get("frames_recorded") or 0)
-    return Resumed(tmp, found.source, found.meta, layers, chunk_frames, kept,
+    return Resumed(tmp, found.source, found.path, found.meta, layers, chunk_frames, kept,
                    dropped=max(recorded - kept * chunk_frames, 0))
