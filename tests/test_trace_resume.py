@@ -52,10 +52,11 @@ def run_here(capsys, cmd: list[str]) -> tuple[int, str, str]:
 
 def start_and_kill(cmd: list[str], target: Path, chunks: int, rng: np.random.Generator,
                    sig: int = signal.SIGKILL) -> subprocess.Popen:
-    """Start a tracer, wait until its partial directory holds `chunks` mask chunks, wait a random few
-    milliseconds more (so the kill lands at a random frame of the next chunk), send `sig`."""
+    """Start a tracer, wait until its partial directory holds `chunks` whole chunks (the frame chunk is
+    written after the mask chunk), wait a random few milliseconds more (so the kill lands at a random
+    frame of a later chunk, or between a chunk's two files), send `sig`."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wanted = f".{target.name}.partial-{proc.pid}-*/masks/chunk-{chunks - 1:06d}.parquet"
+    wanted = f".{target.name}.partial-{proc.pid}-*/frame-chunks/chunk-{chunks - 1:06d}.parquet"
     deadline = time.monotonic() + TIMEOUT
     while not list(target.parent.glob(wanted)):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
@@ -97,7 +98,8 @@ def hidden(folder: Path) -> list[str]:
 def test_resume_after_sigkill_equals_an_uninterrupted_trace_reset_there(capsys, tmp_path, seed):
     rng = np.random.default_rng(seed)
     target = tmp_path / "t"
-    killed = start_and_kill(trace_cmd(target, "-q"), target, int(rng.integers(1, 9)), rng)
+    chunks = int(rng.integers(1, 9))
+    killed = start_and_kill(trace_cmd(target, "-q"), target, chunks, rng)
     assert killed.returncode == -signal.SIGKILL
     assert not target.exists() and len(list(tmp_path.glob(".t.partial-*"))) == 1   # what the kill left
 
@@ -106,7 +108,7 @@ def test_resume_after_sigkill_equals_an_uninterrupted_trace_reset_there(capsys, 
     got = trace.open(target)
     at = resumed_at(got)
     assert f"at frame {at} " in err and f"| {at}/{FRAMES} " in err  # the progress bar starts there
-    assert at % CHUNK == 0 and CHUNK <= at < FRAMES
+    assert at % CHUNK == 0 and chunks * CHUNK <= at < FRAMES
     assert got.complete and got.num_frames == FRAMES and manifest.problems(target) == []
     assert got.frames.set_index("frame").loc[at, "reset_reason"] == "resume"
     assert_same_trace(got, reference(tmp_path / "ref", at))

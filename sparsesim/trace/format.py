@@ -31,7 +31,7 @@ import signal
 import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import networkx as nx
 import numpy as np
@@ -43,6 +43,9 @@ from ..atomic import exchange, umask, write_atomic, write_json, write_table
 from ..errors import TraceError
 from . import manifest as manifest_
 from .lock import OutputLock
+
+if TYPE_CHECKING:  # resume.py reads the format: it imports this module, not the other way round
+    from .resume import Resumed
 
 SCHEMA = "sparsesim.trace"
 SCHEMA_VERSION = 1
@@ -123,7 +126,8 @@ def read_meta(path: Path) -> dict:
 class TraceWriter:
     """Streams a trace to disk chunk by chunk; `close()` renames the finished directory into place."""
 
-    def __init__(self, target: Path, meta: dict, chunk_frames: int = 32, resume=None) -> None:
+    def __init__(self, target: Path, meta: dict, chunk_frames: int = 32,
+                 resume: Callable[[Path], Resumed | None] | None = None) -> None:
         """`resume`: a callable (resume.adopt) that, under the lock, hands back the killed or interrupted
         trace to continue (a `Resumed`) or None; the writer then carries on after its last whole chunk."""
         self.target = Path(target)
@@ -136,7 +140,7 @@ class TraceWriter:
         self._frames: list[dict] = []
         self._chunk = 0
         self.frames_recorded = 0
-        self.resumed = None
+        self.resumed: Resumed | None = None
         self.lock = OutputLock(self.target)   # before anything is written: one writer per output
         try:
             recover_swap(self.target)
@@ -152,7 +156,7 @@ class TraceWriter:
             self.lock.release()
             raise
 
-    def _continue(self, resumed) -> None:
+    def _continue(self, resumed: Resumed) -> None:
         """Carry on in the resumed trace's directory after its kept chunks, in its chunk size."""
         self.tmp, self.layers = resumed.tmp, list(resumed.layers)
         self._chunk, self.frames_recorded = resumed.chunks, resumed.frames
