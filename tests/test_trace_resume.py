@@ -61,7 +61,7 @@ def start_and_kill(cmd: list[str], target: Path, chunks: int, rng: np.random.Gen
     while not list(target.parent.glob(wanted)):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.002)
-    time.sleep(float(rng.uniform(0, 0.02)))
+    time.sleep(float(rng.uniform(0, 0.06)))
     proc.send_signal(sig)
     proc.communicate(timeout=TIMEOUT)
     return proc
@@ -94,7 +94,7 @@ def hidden(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 1, 5])   # 7, 4, 6 whole chunks, then a kill 0-60 ms on
 def test_resume_after_sigkill_equals_an_uninterrupted_trace_reset_there(capsys, tmp_path, seed):
     rng = np.random.default_rng(seed)
     target = tmp_path / "t"
