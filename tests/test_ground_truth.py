@@ -128,3 +128,68 @@ def test_resolve_picks_the_task_and_refuses_the_wrong_model():
     assert gt.resolve(models.get("rife"), False, False).task == ""
     with pytest.raises(OptionError, match="vfi-eval needs a frame-interpolation model.*mtcnn-pnet is a detection"):
         gt.resolve(models.get("mtcnn-pnet"), False, True)
+
+
+# -- through the tracer and the command line ---------------------------------------------------------------
+
+def trace_cli(capsys, *args) -> tuple[int, str, str]:
+    from sparsesim.cli import main
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_vfi_eval_scores_the_held_out_frame(tmp_path, capsys, small_video):
+    """Each row's dense score is recomputed here independently: frames 2k and 2k+2 through dense RIFE,
+    8 bits, against the decoded frame 2k+1."""
+    import pandas as pd
+
+    from sparsesim.trace import video
+    from sparsesim.trace.tracer import to_tensor
+    out = tmp_path / "t"
+    code, _, err = trace_cli(capsys, "trace", small_video, "--vfi-eval", "--threshold", "0.05", "-o", out, "-q")
+    assert code == 0, err
+    frames = pd.read_parquet(out / "frames.parquet")
+    assert frames["source_frame"].tolist() == [0, 2, 4, 6]     # 10 frames: 4 steps of (2k, 2k+2)
+    assert frames["reference_frame"].tolist() == [1, 3, 5, 7]
+    decoded = [to_tensor(f, 32, "cpu") for f in video.frames(small_video)]
+    loaded = models.load("rife")
+    with torch.inference_mode():
+        for row in frames.itertuples():
+            k = row.source_frame
+            dense = loaded.spec.run(loaded.module, [decoded[k], decoded[k + 2]])[..., :48, :64]
+            truth = decoded[k + 1][..., :48, :64]
+            assert row.gt_psnr_dense_db == pytest.approx(gt.psnr(gt.quantise(dense), truth), abs=1e-6)
+            assert row.gt_ssim_dense == pytest.approx(gt.ssim(gt.quantise(dense), truth), abs=1e-6)
+    first = frames.iloc[0]                                     # a dense frame: gated is dense
+    assert first["gt_psnr_db"] == first["gt_psnr_dense_db"] and first["gt_ssim"] == first["gt_ssim_dense"]
+    assert (frames["gt_ssim"] <= 1).all() and frames["gt_psnr_db"].gt(10).all()
+    code, text, _ = trace_cli(capsys, "info", out)
+    assert code == 0 and "truth      interpolation: PSNR gated" in text
+
+
+def test_ground_truth_of_pnet_agrees_with_itself_on_the_dense_frame(tmp_path, capsys, small_video):
+    import pandas as pd
+    out = tmp_path / "p"
+    code, _, err = trace_cli(capsys, "trace", small_video, "--model", "mtcnn-pnet", "--ground-truth", "-o", out, "-q")
+    assert code == 0, err
+    frames = pd.read_parquet(out / "frames.parquet")
+    assert len(frames) == 10 and "reference_frame" not in frames
+    assert frames.loc[0, "gt_prob_mae"] == 0 and frames.loc[0, "gt_det_recall"] == 1
+    assert frames["gt_det_recall"].between(0, 1).all() and frames["gt_det_precision"].between(0, 1).all()
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--model", "mtcnn-pnet", "--vfi-eval"), "error: --vfi-eval needs a frame-interpolation model (rife); "
+                                              "mtcnn-pnet is a detection model; use --ground-truth"),
+    (("--model", "python:own_nets:two_heads", "--ground-truth"), "error: --ground-truth has no protocol for "
+                                                                   "python:own_nets:two_heads"),
+    (("--model", "python:own_nets:pair_net", "--vfi-eval"), "error: --vfi-eval needs a frame-interpolation model "
+                                                             "(rife); python:own_nets:pair_net is not a frame-"),
+])
+def test_ground_truth_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, small_video, args, message):
+    out = tmp_path / "never"
+    code, _, err = trace_cli(capsys, "trace", small_video, *args, "-o", out, "-q")
+    assert code == 2
+    assert err.startswith(message) and len(err.strip().splitlines()) == 1
+    assert not out.exists() and not any(p.name.startswith(".never") for p in tmp_path.iterdir())
