@@ -186,6 +186,8 @@ def test_ground_truth_of_pnet_agrees_with_itself_on_the_dense_frame(tmp_path, ca
                                                                    "python:own_nets:two_heads"),
     (("--model", "python:own_nets:pair_net", "--vfi-eval"), "error: --vfi-eval needs a frame-interpolation model "
                                                              "(rife); python:own_nets:pair_net is not a frame-"),
+    (("--model", "realesr-compact", "--ground-truth", "--size", "10x40"), "error: --size 10x40 is too small for "
+                                                                           "super-resolution ground truth"),
 ])
 def test_ground_truth_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, small_video, args, message):
     out = tmp_path / "never"

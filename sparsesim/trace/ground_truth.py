@@ -159,6 +159,7 @@ class Protocol:
     describe: str                # for meta.json
     select: Select               # window -> (model inputs, reference, reference index in the window)
     score: Score                 # (gated output, dense output, reference, spec) -> columns
+    min_side: Callable[[ModelSpec], int] = lambda spec: 1   # the smallest frame side it can score
 
     def steps(self, frames: Iterator[torch.Tensor], spec: ModelSpec) -> Iterator[Step]:
         window: deque[torch.Tensor] = deque(maxlen=self.window)
@@ -171,6 +172,13 @@ class Protocol:
 
     def steps_expected(self, frames: int) -> int:
         return (frames - self.window) // self.stride + 1 if frames >= self.window else 0
+
+    def check_size(self, spec: ModelSpec, size: tuple[int, int]) -> None:
+        """A frame too small for the protocol is a one-line error before anything is traced."""
+        need = self.min_side(spec)
+        if min(size) < need:
+            raise OptionError("size", f"{size[0]}x{size[1]} is too small for {self.task} ground truth of {spec.name}: "
+                              f"each side needs at least {need} pixels")
 
     def record(self) -> dict:
         return {"task": self.task, "columns": list(self.columns), "protocol": self.describe}
@@ -243,7 +251,7 @@ PROTOCOLS: dict[str, Protocol] = {p.task: p for p in (
              "each frame cropped to a multiple of the factor, downscaled by it (bicubic, antialiased, 8 bits), "
              "upscaled by the model, scored against the cropped frame: PSNR and SSIM on BT.601 luma with the "
              "factor shaved off each border, gated and dense",
-             _sr_select, _sr_score),
+             _sr_select, _sr_score, lambda spec: 3 * spec.scale),  # 1 low-res pixel left after the shave
     Protocol("detection", 1, 1, ("gt_prob_mae", "gt_det_dense", "gt_det_gated", "gt_det_recall", "gt_det_precision"),
              "agreement with the dense run: mean |gated - dense| face probability; P-Net proposals (p >= 0.6, "
              "12x12 boxes at stride 2, greedy NMS at IoU 0.5) matched at IoU >= 0.5: recall of the dense ones, "

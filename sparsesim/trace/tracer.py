@@ -167,6 +167,7 @@ def trace_video(options: TraceOptions, loaded: models.LoadedModel | None = None)
     spec = loaded.spec
     protocol = ground_truth.resolve(spec, options.ground_truth, options.vfi_eval)  # before anything is written
     size = options.size or (spec.preprocess and spec.preprocess.input_size) or (info.width, info.height)
+    protocol.check_size(spec, size)
     target = Path(options.output) if options.output else default_output(info, options)
     ident = identity(info, loaded, options, size)
     found = existing_identity(target)
