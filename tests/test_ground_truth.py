@@ -195,3 +195,13 @@ def test_ground_truth_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys,
     assert code == 2
     assert err.startswith(message) and len(err.strip().splitlines()) == 1
     assert not out.exists() and not any(p.name.startswith(".never") for p in tmp_path.iterdir())
+
+
+def test_vfi_eval_traces_are_bit_identical_run_to_run(tmp_path, capsys, small_video):
+    import pandas as pd
+    runs = []
+    for name in ("a", "b"):
+        code, _, err = trace_cli(capsys, "trace", small_video, "--vfi-eval", "--frames", "7", "-o", tmp_path / name, "-q")
+        assert code == 0, err
+        runs.append(pd.read_parquet(tmp_path / name / "frames.parquet"))
+    pd.testing.assert_frame_equal(runs[0], runs[1], check_exact=True)
