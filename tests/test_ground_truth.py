@@ -205,3 +205,11 @@ def test_vfi_eval_traces_are_bit_identical_run_to_run(tmp_path, capsys, small_vi
         assert code == 0, err
         runs.append(pd.read_parquet(tmp_path / name / "frames.parquet"))
     pd.testing.assert_frame_equal(runs[0], runs[1], check_exact=True)
+
+
+def test_a_ground_truth_trace_gets_its_own_default_directory(tmp_path, capsys, small_video, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert trace_cli(capsys, "trace", small_video, "--model", "mtcnn-pnet", "--frames", "2", "-q")[0] == 0
+    assert trace_cli(capsys, "trace", small_video, "--model", "mtcnn-pnet", "--frames", "2", "--ground-truth", "-q")[0] == 0
+    assert sorted(p.name for p in (tmp_path / "traces").iterdir()) == ["square-mtcnn-pnet-input-norm-e0.1",
+                                                                      "square-mtcnn-pnet-input-norm-e0.1-gt"]

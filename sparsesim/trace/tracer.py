@@ -124,7 +124,9 @@ def quality_period(options: TraceOptions, steps_expected: int) -> int:
 
 
 def default_output(info: video.VideoInfo, options: TraceOptions) -> Path:
-    return Path("traces") / f"{info.name}-{models.slug(options.model)}-{options.gate.label}"
+    # a ground-truth trace feeds other inputs (every other frame, downscaled frames): its own directory
+    truth = "-gt" if options.ground_truth or options.vfi_eval else ""
+    return Path("traces") / f"{info.name}-{models.slug(options.model)}-{options.gate.label}{truth}"
 
 
 def identity(info: video.VideoInfo, loaded: models.LoadedModel, options: TraceOptions,
