@@ -44,6 +44,22 @@ def test_ssim_of_constant_images_has_the_closed_form():
     assert math.isnan(gt.ssim(x[..., :8, :8], y[..., :8, :8]))   # smaller than the window
 
 
+def test_ssim_of_one_window_matches_the_formula_written_out():
+    """An 11x11 image has one valid window: SSIM is Wang et al.'s formula with the 2-D Gaussian weights."""
+    import numpy as np
+    rng = np.random.default_rng(2)
+    a, b = rng.random((11, 11)), rng.random((11, 11))
+    x = np.arange(11) - 5
+    g = np.exp(-(x[:, None] ** 2 + x[None, :] ** 2) / (2 * 1.5 ** 2))
+    w = g / g.sum()
+    ma, mb = (w * a).sum(), (w * b).sum()
+    va, vb, cov = (w * a * a).sum() - ma ** 2, (w * b * b).sum() - mb ** 2, (w * a * b).sum() - ma * mb
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    want = (2 * ma * mb + c1) * (2 * cov + c2) / ((ma ** 2 + mb ** 2 + c1) * (va + vb + c2))
+    got = gt.ssim(torch.from_numpy(a).view(1, 1, 11, 11), torch.from_numpy(b).view(1, 1, 11, 11))
+    assert got == pytest.approx(want, abs=1e-12)
+
+
 def test_ssim_falls_with_noise_and_is_symmetric():
     g = torch.Generator().manual_seed(1)
     x = torch.rand(1, 3, 32, 32, generator=g)
