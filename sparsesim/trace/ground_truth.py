@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from ..errors import OptionError
 from .models import ModelSpec
+from .skipconv import psnr  # noqa: F401  (the same PSNR as psnr_db: inf for identical images, means skip it)
 
 TASKS = ("interpolation", "super-resolution", "detection")
 SSIM_WINDOW, SSIM_SIGMA = 11, 1.5            # Wang et al. 2004: an 11x11 Gaussian, sigma 1.5
@@ -45,12 +46,6 @@ PNET_CELL, PNET_STRIDE = 12, 2               # a P-Net map cell is a 12x12 windo
 
 
 # -- metrics ----------------------------------------------------------------------------------------------
-
-def psnr(a: torch.Tensor, b: torch.Tensor, peak: float = 1.0) -> float:
-    """PSNR in dB; inf for identical images (parquet and the report keep inf, means skip it)."""
-    mse = float(torch.mean((a.double() - b.double()) ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(peak * peak / mse)
-
 
 def _gaussian(size: int, sigma: float) -> torch.Tensor:
     x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
