@@ -165,6 +165,30 @@ def test_break_even_density_separates_wins_from_losses():
         assert sparse_latency(geo, hw, 8, d, total) >= dense > sparse_latency(geo, hw, 8, d - 0.005, total)
 
 
+def test_whole_model_break_even_is_where_the_summed_latencies_cross():
+    """Two layers of different cost: the model's break-even is the density (every layer at it) at which
+    the summed block-sparse latency reaches the summed dense latency, a number, not NaN."""
+    rng = np.random.default_rng(3)
+    layers = pd.DataFrame([conv_layer(0, cin=64, cout=64, h=96, w=80), conv_layer(1, cin=64, cout=16, h=96, w=80)])
+    masks = [rng.random((3, 96, 80)) < 0.1, rng.random((3, 96, 80)) < 0.3]
+    wl = workload.from_masks("two", layers, masks, [8])
+    est = run(wl, ["cpu", "eyeriss"])
+    geo = Geometry.from_layers(wl.layers)
+    one = [Geometry.from_layers(layers.iloc[[i]].reset_index(drop=True)) for i in range(2)]
+    for _, row in est.summary.iterrows():
+        d = row["break_even_density"]
+        assert 0 < d < 1
+        hw = hardware.load(row["hw"])
+        dense = latency(geo, hw, dense_work(geo))["latency_s"].sum()
+        total = [wl.total_blocks[i, 0] for i in range(2)]
+        at = lambda x: sum(sparse_latency(g, hw, 8, x, t) for g, t in zip(one, total))  # noqa: E731
+        assert at(d) >= dense > at(d - 0.005)
+    from sparsesim.report.verdict import MODEL, block_verdicts
+    model = block_verdicts(est).query("layer == @MODEL")
+    assert model["break_even_density"].tolist() == est.summary.loc[
+        est.summary.groupby("hw", sort=False)["latency_s"].idxmin(), "break_even_density"].tolist()
+
+
 def test_energy_table_changes_energy_not_latency():
     wl = one_layer(np.random.default_rng(1).random((2, 8, 8)) < 0.3, [2])
     hw = hardware.load("eyeriss")

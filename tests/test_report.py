@@ -162,3 +162,70 @@ def test_bad_report_input(two_traces, tmp_path, capsys, args, needle):
     err = capsys.readouterr().err
     assert needle in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+# -- a report of two different models (their own layers, long names, 100x apart, ground truth) -------------
+
+LONG = ("square-mtcnn-pnet-input-norm-e0.05-ground-truth-a-long-directory-name",
+        "square-rife-input-norm-e0.05-vfi-eval-another-long-directory-name")
+
+
+@pytest.fixture(scope="module")
+def mixed_report(small_video, tmp_path_factory):
+    root = tmp_path_factory.mktemp("mixed")
+    for name, args in zip(LONG, (["--model", "mtcnn-pnet", "--ground-truth"], ["--model", "rife", "--vfi-eval"])):
+        assert main(["trace", str(small_video), *args, "--threshold", "0.05", "-o", str(root / name), "-q"]) == 0
+    return build(ReportOptions(traces=[str(root / n) for n in LONG], hardware=["h100", "cpu"], blocks=[1, 4],
+                               output=str(root / "report"), export=["svg"]))
+
+
+def test_each_activity_panel_lists_only_its_own_layers(mixed_report):
+    heats = [c for c in mixed_report.charts["activity"].vconcat if c.mark == "rect" or getattr(c.mark, "type", "") == "rect"]
+    assert len(heats) == 2
+    for heat, name in zip(heats, LONG):
+        own = set(trace_mod.open(mixed_report.path.parent / name).layers_df["name"])
+        assert set(heat.data["trace"]) == {name} and set(heat.data["layer"]) == own
+        assert heat.title == name
+
+
+def test_legends_show_whole_trace_names(mixed_report):
+    for chart in ("tradeoff", "roofline", "activity"):
+        svg = (mixed_report.path / "charts" / f"{chart}.svg").read_text()
+        for name in LONG:
+            assert f">{name}<" in svg, (chart, name)            # the whole name as one text element
+        assert "…" not in svg
+
+
+def test_energy_bars_have_an_axis_per_trace_and_their_totals(mixed_report):
+    spec = mixed_report.charts["hardware"].to_dict()
+    energy = next(c for c in spec["hconcat"] if "facet" in c and "layer" in c["spec"])
+    assert energy["resolve"]["scale"]["x"] == "independent"
+    marks = [layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"] for layer in energy["spec"]["layer"]]
+    assert marks == ["bar", "text"]                               # the total printed at every bar
+    per_frame = pd.read_csv(mixed_report.path / "summary.csv").eval("e = energy_dense_pj / frames").groupby("trace")["e"].max()
+    assert per_frame[LONG[1]] > 3 * per_frame[LONG[0]]             # one shared axis would flatten P-Net's bars
+    svg = (mixed_report.path / "charts" / "hardware.svg").read_text()
+    assert "each trace its own scale" in svg
+
+
+def test_whole_model_break_even_is_a_number(mixed_report):
+    verdicts = pd.read_csv(mixed_report.path / "verdicts.csv")
+    model = verdicts[verdicts["layer_id"] < 0]
+    assert len(model) == 4 and model["break_even_density"].between(0, 1).all()
+
+
+def test_quality_table_shows_the_ground_truth_means(mixed_report):
+    quality = pd.read_csv(mixed_report.path / "quality.csv").set_index("trace")
+    rife, pnet = quality.loc[LONG[1]], quality.loc[LONG[0]]
+    assert rife["ground_truth"] == "interpolation" and pnet["ground_truth"] == "detection"
+    frames = trace_mod.open(mixed_report.path.parent / LONG[1]).frames
+    assert rife["gt_psnr_dense_db"] == pytest.approx(frames["gt_psnr_dense_db"].mean())
+    assert 0 <= pnet["gt_det_recall"] <= 1 and np.isnan(pnet["gt_psnr_db"])
+    assert "<h2>Quality</h2>" in (mixed_report.path / "index.html").read_text()
+
+
+def test_mixed_report_renders_in_a_real_browser(mixed_report):
+    parser = _Charts()
+    parser.feed(rendered_dom(mixed_report.path / "index.html"))
+    assert parser.body.get("data-rendered") == str(len(mixed_report.charts))
+    assert json.loads(parser.body.get("data-errors", "null")) == []

@@ -68,10 +68,10 @@ def start_and_kill(cmd: list[str], target: Path, chunks: int, rng: np.random.Gen
 
 
 def reference(path: Path, reset_at: int, model: str = "mtcnn-pnet", src: str = SAMPLE,
-              frames: int = FRAMES) -> trace.Trace:
+              frames: int = FRAMES, **options) -> trace.Trace:
     """The same trace uninterrupted, with the resumed trace's dense frame forced at `reset_at`."""
     trace_video(TraceOptions(video=src, model=model, frames=frames, output=str(path), chunk_frames=CHUNK,
-                             progress=False, reset_at=(reset_at,)))
+                             progress=False, reset_at=(reset_at,), **options))
     return trace.open(path)
 
 
@@ -290,3 +290,23 @@ def test_resume_after_sigkill_rife_frame_pairs(capsys, tmp_path):
     at = resumed_at(got)
     assert got.complete and got.num_frames == 23 and CHUNK * 2 <= at < 23
     assert_same_trace(got, reference(tmp_path / "ref", at, model="rife", src=str(src), frames=24))
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_with_vfi_eval_steps_two_frames_at_a_time(capsys, tmp_path):
+    """--vfi-eval steps read frames 2k, 2k+1 (scored), 2k+2: the resumed run decodes from 2k, so its source
+    and reference frames, masks and scores are the uninterrupted run's."""
+    src = tmp_path / "square.mp4"
+    video.encode(src, moving_square(40, size=(64, 64)))
+    target = tmp_path / "t"
+    cmd = trace_cmd(target, "-q", "--vfi-eval", model="rife", src=str(src), frames=40, chunk=CHUNK)
+    killed = start_and_kill(cmd, target, 2, np.random.default_rng(4))
+    assert killed.returncode == -signal.SIGKILL and not target.exists()
+    code, _, err = run_here(capsys, trace_cmd(target, "--resume", "-q", "--vfi-eval", model="rife", src=str(src),
+                                              frames=40))
+    assert code == 0, err
+    got = trace.open(target)
+    at = resumed_at(got)
+    assert got.complete and got.num_frames == 19 and CHUNK * 2 <= at < 19
+    assert got.frames["reference_frame"].tolist() == list(range(1, 39, 2))
+    assert_same_trace(got, reference(tmp_path / "ref", at, model="rife", src=str(src), frames=40, vfi_eval=True))

@@ -129,6 +129,15 @@ def trace_args(t: argparse.ArgumentParser) -> None:
     t.add_argument("--quality-every", type=int, metavar="N",
                    help="dense pass for PSNR every N frames, 0 = off (default: every frame for videos "
                    "of up to 300 frames, else every 10th)")
+    t.add_argument("--ground-truth", action="store_true",
+                   help="score the gated and the dense output against real frames as the model's task is scored: "
+                   "interpolation (as --vfi-eval), super-resolution (frames downscaled by the model's factor, "
+                   "upscaled, scored against the originals), detection (face map and proposals against the dense "
+                   "run); adds gt_* columns to frames.parquet")
+    t.add_argument("--vfi-eval", action="store_true",
+                   help="frame interpolation (rife): step k interpolates frame 2k+1 from frames 2k and 2k+2 and "
+                   "scores it against the real frame (PSNR, SSIM), gated and dense; the gated model sees the "
+                   "half-rate video, as a deployed frame-rate doubler does")
     t.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
     t.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     t.add_argument("--chunk-frames", type=int, default=32, help="frames per mask chunk file")

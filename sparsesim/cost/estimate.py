@@ -48,18 +48,29 @@ def block_work(geo: Geometry, wl: BlockWorkload, kernel: Kernel, blocks=None, pi
     return sparse_work(geo, block, blocks, pixels, total, kernel, region)
 
 
-def _break_even(geo: Geometry, hw: Hardware, wl: BlockWorkload, kernel: Kernel,
-                dense_latency: np.ndarray) -> np.ndarray:
-    """Per layer and block, the lowest active-block density at which block-sparse is no faster than
-    dense (1.0 where it always wins, 0.0 where even an empty mask loses)."""
+def _latency_curve(geo: Geometry, hw: Hardware, wl: BlockWorkload, kernel: Kernel) -> np.ndarray:
+    """Per layer, density step and block: the block-sparse latency with that fraction of the layer's
+    blocks active, (L, BREAK_EVEN_STEPS + 1, Nb)."""
     density = np.linspace(0.0, 1.0, BREAK_EVEN_STEPS + 1).reshape(1, -1, 1)
     total = wl.total_blocks[:, None, :].astype(np.float64)
     blocks = np.round(density * total)
     work = block_work(geo, wl, kernel, blocks, blocks * geo.out_pixels / total)
-    t = latency(geo, hw, work, np.asarray(wl.blocks, float).reshape(1, 1, -1))["latency_s"]
-    loses = t >= dense_latency
+    return latency(geo, hw, work, np.asarray(wl.blocks, float).reshape(1, 1, -1))["latency_s"]
+
+
+def _break_even(curve: np.ndarray, dense_latency: np.ndarray) -> np.ndarray:
+    """The lowest active-block density at which block-sparse is no faster than dense (1.0 where it always
+    wins, 0.0 where even an empty mask loses), per row of `curve` and block."""
+    loses = curve >= dense_latency
     first = np.where(loses.any(axis=1), loses.argmax(axis=1), BREAK_EVEN_STEPS)
-    return first / BREAK_EVEN_STEPS   # (L, Nb)
+    return first / BREAK_EVEN_STEPS
+
+
+def _model_break_even(curve: np.ndarray, dense_latency: np.ndarray) -> np.ndarray:
+    """Per block, the density at which the whole model's block-sparse latency (every layer at that
+    density, summed) reaches the whole model's dense latency, (Nb,)."""
+    dense = np.broadcast_to(dense_latency, (curve.shape[0], 1, curve.shape[2])).sum(axis=0, keepdims=True)
+    return _break_even(curve.sum(axis=0, keepdims=True), dense)[0]
 
 
 def _rows(wl: BlockWorkload, hw: Hardware, table: EnergyTable, kernel: Kernel, geo: Geometry,
@@ -111,7 +122,9 @@ def estimate_one(wl: BlockWorkload, hw: Hardware, table: EnergyTable, kernel: Ke
         energy_dense_pj=("energy_dense_pj", "sum")).reset_index()
     for i, key in enumerate(KEYS):
         agg.insert(i, key, rows[key].iloc[0])
-    agg["break_even_density"] = _break_even(geo, hw, wl, kernel, dense["latency_s"]).reshape(-1)
+    curve = _latency_curve(geo, hw, wl, kernel)
+    agg["break_even_density"] = _break_even(curve, dense["latency_s"]).reshape(-1)
+    model_break_even = _model_break_even(curve, dense["latency_s"])
     agg["speedup"] = agg["latency_dense_s"] / agg["latency_s"]
     agg["energy_saving"] = 1 - agg["energy_pj"] / agg["energy_dense_pj"]
 
@@ -125,7 +138,7 @@ def estimate_one(wl: BlockWorkload, hw: Hardware, table: EnergyTable, kernel: Ke
                         kernel)
         summary.append({
             "workload": wl.name, "hw": hw.name, "energy_table": table.name, "kernel": kernel.name, "block": b,
-            "frames": T,
+            "frames": T, "break_even_density": float(model_break_even[j]),
             "dense_frames": dense_frames,
             "macs": sel["macs"].sum(), "macs_dense": sel["macs_dense"].sum(),
             "latency_s": sel["latency_s"].sum(), "latency_dense_s": sel["latency_dense_s"].sum(),

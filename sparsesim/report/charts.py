@@ -16,22 +16,34 @@ STEP_NAMES = [("t_peak", "peak"), ("t_parallel", "parallelism"), ("t_util", "uti
               ("t_gather", "gather"), ("t_scatter", "scatter"), ("latency_s", "launches")]
 
 
-def activity(active: pd.DataFrame, losing: pd.DataFrame) -> alt.VConcatChart:
-    """Heatmap of the active fraction per layer over time, and the frames where skipping loses.
+TRACE_LEGEND = alt.Legend(labelLimit=0)   # trace names are long and alike: never cut them short
 
-    active: trace, frame, layer_id, layer, active. losing: trace, frame, hw (frames slower than dense)."""
-    heat = alt.Chart(active).mark_rect().encode(
+
+def _heatmap(active: pd.DataFrame, trace: str) -> alt.Chart:
+    """One trace's layers only: each trace has its own layer axis (a shared one would list every other
+    model's layers as empty rows)."""
+    return alt.Chart(active[active["trace"] == trace]).mark_rect().encode(
         x=alt.X("frame:O", title="frame", axis=alt.Axis(labelOverlap=True)),
         y=alt.Y("layer:N", sort=alt.SortField("layer_id"), title=None, axis=alt.Axis(labelLimit=160)),
         color=alt.Color("active:Q", title="active fraction", scale=alt.Scale(scheme="viridis", domain=[0, 1])),
         tooltip=["trace", "frame", "layer", alt.Tooltip("active:Q", format=".3f")],
-    ).properties(width=520, height=alt.Step(9)).facet(column=alt.Column("trace:N", title=None))
+    ).properties(width=620, height=alt.Step(9), title=trace)
+
+
+def activity(active: pd.DataFrame, losing: pd.DataFrame) -> alt.VConcatChart:
+    """Heatmap of the active fraction per layer over time (one per trace), and the frames where skipping
+    loses.
+
+    active: trace, frame, layer_id, layer, active. losing: trace, frame, hw (frames slower than dense)."""
+    heats = [_heatmap(active, trace) for trace in active["trace"].drop_duplicates()]
     mean = active.groupby(["trace", "frame"], as_index=False)["active"].mean()
     line = alt.Chart(mean).mark_line().encode(
-        x=alt.X("frame:Q"), y=alt.Y("active:Q", title="mean active fraction"), color=alt.Color("trace:N"))
-    marks = alt.Chart(losing).mark_tick(thickness=2, size=14, color="#d62728").encode(
-        x="frame:Q", y=alt.Y("hw:N", title="skipping loses on"), tooltip=["trace", "frame", "hw"])
-    return alt.vconcat(heat, line.properties(width=620, height=120),
+        x=alt.X("frame:Q"), y=alt.Y("active:Q", title="mean active fraction"),
+        color=alt.Color("trace:N", legend=TRACE_LEGEND))
+    marks = alt.Chart(losing).mark_tick(thickness=2, size=7).encode(
+        x="frame:Q", y=alt.Y("hw:N", title="skipping loses on"), yOffset="trace:N",
+        color=alt.Color("trace:N", legend=TRACE_LEGEND), tooltip=["trace", "frame", "hw"])
+    return alt.vconcat(*heats, line.properties(width=620, height=120),
                        marks.properties(width=620, title="frames where block-sparse is slower than dense "
                                                            "(best block per hardware)"))
 
@@ -40,7 +52,8 @@ def block_tradeoff(summary: pd.DataFrame) -> alt.HConcatChart:
     """Speed-up and energy saving against block size per hardware, with the break-even line."""
     base = alt.Chart(summary).encode(
         x=alt.X("block:O", title="block size B"), color=alt.Color("hw:N", title="hardware"),
-        strokeDash=alt.StrokeDash("kernel:N", title="kernel"), shape=alt.Shape("trace:N", title="trace"),
+        strokeDash=alt.StrokeDash("kernel:N", title="kernel"),
+        shape=alt.Shape("trace:N", title="trace", legend=TRACE_LEGEND),
         detail="trace:N",
         tooltip=["trace", "hw", "kernel", "block", alt.Tooltip("speedup:Q", format=".2f"),
                  alt.Tooltip("energy_saving:Q", format=".0%")])
@@ -72,16 +85,22 @@ def hardware_comparison(best: pd.DataFrame) -> alt.HConcatChart:
                      axis=alt.Axis(format="~s")),
         color=alt.Color("run:N", scale=runs),
         row=alt.Row("trace:N", title=None), tooltip=["hw", "run", alt.Tooltip("latency_s:Q", format=".3e")])
-    stacked = alt.Chart(energy).mark_bar().encode(
-        y=y, x=alt.X("sum(energy_uj):Q", title="energy per frame (µJ)"),
+    bars = alt.Chart().mark_bar().encode(
+        y=y, x=alt.X("sum(energy_uj):Q", title="energy per frame (µJ; each trace its own scale)"),
         color=alt.Color("level:N", title="memory level", sort=list(LEVEL_NAMES.values())),
-        order=alt.Order("level:N"), row=alt.Row("trace:N", title=None),
-        tooltip=["hw", "run", "level", alt.Tooltip("energy_uj:Q", format=".3g")])
+        order=alt.Order("level:N"), tooltip=["hw", "run", "level", alt.Tooltip("energy_uj:Q", format=".3g")])
+    # the total at the end of each bar: a bar 100x shorter than its neighbour still reads as a number
+    totals = alt.Chart().transform_aggregate(total="sum(energy_uj)", groupby=["bar"]).mark_text(
+        align="left", dx=3, fontSize=9).encode(y=y, x="total:Q", text=alt.Text("total:Q", format=".3~s"))
+    # traces (and hardware) differ by 100x: each trace gets its own energy and memory axis
+    stacked = alt.layer(bars, totals, data=energy).properties(width=260) \
+        .facet(row=alt.Row("trace:N", title=None)).resolve_scale(x="independent")
     memory = alt.Chart(df).mark_bar().encode(
-        y=y, x=alt.X("memory_mib:Q", title="memory (MiB)"), color=alt.Color("run:N", scale=runs, legend=None),
-        row=alt.Row("trace:N", title=None), tooltip=["hw", "run", alt.Tooltip("memory_mib:Q", format=".2f")])
-    return alt.hconcat(latency.properties(width=220), stacked.properties(width=260), memory.properties(width=160)) \
-        .resolve_scale(color="independent")
+        y=y, x=alt.X("memory_mib:Q", title="memory (MiB; each trace its own scale)"),
+        color=alt.Color("run:N", scale=runs, legend=None),
+        row=alt.Row("trace:N", title=None), tooltip=["hw", "run", alt.Tooltip("memory_mib:Q", format=".2f")]) \
+        .properties(width=160).resolve_scale(x="independent")
+    return alt.hconcat(latency.properties(width=220), stacked, memory).resolve_scale(color="independent")
 
 
 def eyexam_waterfall(steps: pd.DataFrame, layer: str) -> alt.FacetChart:
@@ -126,7 +145,7 @@ def roofline(points: pd.DataFrame, hardware: list[Hardware]) -> alt.FacetChart:
         detail="roof:N")
     dots = alt.Chart().transform_filter("isValid(datum.run)").mark_point(filled=True, size=40).encode(
         x="intensity:Q", y="flops:Q", color=alt.Color("run:N", scale=alt.Scale(domain=["dense", "sparse"], range=["#7f7f7f", "#1f77b4"])),
-        shape=alt.Shape("trace:N"), tooltip=["trace", "layer", "run", alt.Tooltip("intensity:Q", format=".3g"),
+        shape=alt.Shape("trace:N", legend=TRACE_LEGEND), tooltip=["trace", "layer", "run", alt.Tooltip("intensity:Q", format=".3g"),
                                              alt.Tooltip("flops:Q", format=".3e")])
     return alt.layer(roof, dots, data=pd.concat([pd.DataFrame(roofs), points])).properties(width=260, height=200) \
         .facet(facet=alt.Facet("hw:N", title=None), columns=3).resolve_scale(x="independent", y="independent")

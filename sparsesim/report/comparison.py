@@ -18,6 +18,7 @@ from ..atomic import umask
 from ..cost.run import EstimateOptions, EstimateResult, run_estimate
 from ..errors import OptionError, SparsesimError, require
 from . import charts, page
+from .quality import column_means
 from .verdict import block_verdicts
 
 EXPORT_FORMATS = ("svg", "png")
@@ -56,7 +57,17 @@ def _tables(results: list[EstimateResult]) -> dict[str, pd.DataFrame]:
         "summary": pd.concat([tag(r.estimate.summary, r) for r in results], ignore_index=True),
         "layers": pd.concat([tag(r.estimate.layers, r) for r in results], ignore_index=True),
         "verdicts": pd.concat([tag(block_verdicts(r.estimate), r) for r in results], ignore_index=True),
+        "quality": pd.DataFrame([_quality_row(r) for r in results]),
     }
+
+
+def _quality_row(result: EstimateResult) -> dict:
+    """Means over a trace's frames: the gated-vs-dense drift and, where the trace has them, the ground
+    truth's columns (`trace --ground-truth/--vfi-eval`)."""
+    frames = result.trace.frames
+    truth = result.trace.meta.get("ground_truth", {})
+    return {"trace": _label(result), "frames": len(frames), "ground_truth": truth.get("task", ""),
+            **column_means(frames, "psnr_db"), **column_means(frames, "gt_")}
 
 
 def _best(summary: pd.DataFrame) -> pd.DataFrame:
@@ -181,8 +192,8 @@ def _measured_section(validation, hw: str | None) -> str:
                         "total) against the cost model's prediction; errors are on held-out layer shapes.")
 
 
-def _html_table(df: pd.DataFrame, columns: list[str]) -> str:
-    return df[columns].to_html(index=False, float_format=lambda v: f"{v:.3g}", border=0, escape=True)
+def _html_table(df: pd.DataFrame, columns: list[str], na_rep: str = "NaN") -> str:
+    return df[columns].to_html(index=False, float_format=lambda v: f"{v:.3g}", border=0, escape=True, na_rep=na_rep)
 
 
 def _body(tables: dict[str, pd.DataFrame], best: pd.DataFrame, layer: str, validation, measured_hw) -> str:
@@ -194,6 +205,12 @@ def _body(tables: dict[str, pd.DataFrame], best: pd.DataFrame, layer: str, valid
                      "included); speed-up and energy (dynamic plus static power over the run's time) against the "
                      "dense run on the same hardware, from sparsesim's analytical cost model."),
         page.section("Best block per hardware", _html_table(best, SUMMARY_COLUMNS)),
+        page.section("Quality", _html_table(tables["quality"], list(tables["quality"].columns), na_rep=""),
+                     "Means over each trace's frames (an infinite PSNR, identical images, left out): psnr_db is the "
+                     "gated output against the dense output of the same model; gt_* columns score against real "
+                     "frames as the model's task is scored (traced with --vfi-eval or --ground-truth; blank "
+                     "otherwise): gt_psnr_db/gt_ssim gated, gt_*_dense the dense model; for detection, agreement "
+                     "with the dense run."),
         page.section("Where the frames are active", page.chart_div("activity"),
                      "Active fraction of every layer's output per frame; red ticks mark frames in which block-sparse "
                      "skipping at the best block is slower than the dense run."),
@@ -256,4 +273,5 @@ def _summary_md(title: str, tables: dict[str, pd.DataFrame], best: pd.DataFrame)
         f"# {title}", "Open `index.html` for the charts. Tables: `summary.csv` (hardware x block), "
         "`layers.csv` (layer x hardware x block), `verdicts.csv` (per layer and hardware).",
         "## Verdict per hardware", _markdown(model, VERDICT_COLUMNS),
-        "## Best block per hardware", _markdown(best, SUMMARY_COLUMNS)]) + "\n"
+        "## Best block per hardware", _markdown(best, SUMMARY_COLUMNS),
+        "## Quality (means over frames)", _markdown(tables["quality"], list(tables["quality"].columns))]) + "\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..text import si as _si
+from .quality import ground_truth_line
 
 if TYPE_CHECKING:
     from ..trace.format import Trace
@@ -38,6 +39,9 @@ def describe(trace: "Trace") -> str:
     if len(psnr):
         lines.append(f"quality    PSNR gated vs dense: mean {psnr.mean():.2f} dB, min {psnr.min():.2f} dB "
                      f"over {len(psnr)} checked frames")
+    truth = ground_truth_line(trace)
+    if truth:
+        lines.append(f"truth      {truth}")
     return "\n".join(lines)
 
 

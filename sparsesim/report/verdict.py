@@ -65,7 +65,8 @@ def _model_rows(est: Estimate) -> pd.DataFrame:
                      "best_kernel_energy": frugal["kernel"], "best_block_energy": int(frugal["block"]),
                      "density": float(at["density_mean"].mean()),
                      "speedup": fast["speedup"], "speedup_best_frame": fast["speedup_best_frame"],
-                     "speedup_worst_frame": fast["speedup_worst_frame"], "break_even_density": np.nan,
+                     "speedup_worst_frame": fast["speedup_worst_frame"],
+                     "break_even_density": fast["break_even_density"],
                      "energy_saving": fast["energy_saving"], "energy_saving_best": frugal["energy_saving"],
                      "mem_overhead": fast["mem_overhead"]})
     for r in rows:

@@ -5,7 +5,8 @@ A trace is a directory that numpy/pandas/pyarrow read without sparsesim:
     meta.json             schema version, video, model, gate, software, status
     layers.parquet        one row per instrumented layer (shapes, dense MACs, weight bytes)
     graph.json            layer graph, networkx node-link JSON, nodes in data-flow order
-    frames.parquet        one row per traced frame: psnr_db, reset, reset_reason, and `active:<layer>` fractions
+    frames.parquet        one row per traced frame: psnr_db, reset, reset_reason, and `active:<layer>` fractions;
+                          with ground truth (meta.json "ground_truth") also reference_frame and gt_* scores
     masks/chunk-*.parquet rows (frame, layer, bits): the layer's boolean output mask at frame,
                           np.packbits of the row-major (out_h, out_w) map
     manifest.json         every other file's size and SHA-256, written last (see manifest.py)

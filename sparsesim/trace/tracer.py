@@ -8,7 +8,6 @@ import math
 import platform
 import signal
 import threading
-from collections import deque
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
@@ -21,7 +20,7 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..errors import SparsesimError, TraceError, require
-from . import models, video
+from . import ground_truth, models, video
 from .gate_config import GateConfig
 from .preprocess import Preprocess
 from .skipconv import GatedModel, psnr, record_dataflow
@@ -51,6 +50,8 @@ class TraceOptions:
     reset_at: tuple[int, ...] = ()    # steps computed densely with reset_reason 'resume', as a resumed trace
                                       # has where it resumed: what a resumed trace is compared with
     handle_signals: bool = True       # Ctrl-C/SIGTERM close the trace as incomplete (main thread only)
+    ground_truth: bool = False        # score outputs against real frames by the model's task (ground_truth.py)
+    vfi_eval: bool = False            # the same, for frame interpolation only: frames 2k, 2k+2 -> real 2k+1
 
     def validate(self) -> None:
         require(self.frames is None or self.frames >= 1, "frames", f"must be >= 1, got {self.frames}")
@@ -101,11 +102,20 @@ class StopFlag:
                 signal.signal(s, handler)
 
 
-def to_tensor(frame: np.ndarray, multiple: int, device: str) -> torch.Tensor:
-    """(H,W,3) uint8 -> (1,3,H',W') float in [0,1], zero-padded right/bottom to a multiple."""
-    x = torch.from_numpy(frame).to(device).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+def frame_tensor(frame: np.ndarray, device: str) -> torch.Tensor:
+    """(H,W,3) uint8 -> (1,3,H,W) float in [0,1]."""
+    return torch.from_numpy(frame).to(device).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+
+
+def pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Zero-padded right/bottom to a multiple."""
     h, w = x.shape[-2:]
     return F.pad(x, (0, -w % multiple, 0, -h % multiple))
+
+
+def to_tensor(frame: np.ndarray, multiple: int, device: str) -> torch.Tensor:
+    """(H,W,3) uint8 -> (1,3,H',W') float in [0,1], zero-padded right/bottom to a multiple."""
+    return pad_to(frame_tensor(frame, device), multiple)
 
 
 def crop_like(output: torch.Tensor, size: tuple[int, int], padded: tuple[int, int]) -> torch.Tensor:
@@ -120,7 +130,9 @@ def quality_period(options: TraceOptions, steps_expected: int) -> int:
 
 
 def default_output(info: video.VideoInfo, options: TraceOptions) -> Path:
-    return Path("traces") / f"{info.name}-{models.slug(options.model)}-{options.gate.label}"
+    # a ground-truth trace feeds other inputs (every other frame, downscaled frames): its own directory
+    truth = "-gt" if options.ground_truth or options.vfi_eval else ""
+    return Path("traces") / f"{info.name}-{models.slug(options.model)}-{options.gate.label}{truth}"
 
 
 def identity(info: video.VideoInfo, loaded: models.LoadedModel, options: TraceOptions,
@@ -135,6 +147,8 @@ def identity(info: video.VideoInfo, loaded: models.LoadedModel, options: TraceOp
         ident["preprocess"] = loaded.spec.preprocess.record()
     if options.reset_at:  # forced resets change the masks (absent when none: older traces keep their identity)
         ident["reset_at"] = sorted(set(options.reset_at))
+    if options.ground_truth or options.vfi_eval:  # other inputs (every other frame, downscaled frames)
+        ident["ground_truth"] = loaded.spec.task
     return ident
 
 
@@ -162,7 +176,9 @@ def trace_video(options: TraceOptions, loaded: models.LoadedModel | None = None,
     else:
         loaded = replace(loaded, module=copy.deepcopy(loaded.module))
     spec = loaded.spec
+    protocol = ground_truth.resolve(spec, options.ground_truth, options.vfi_eval)  # before anything is written
     size = options.size or (spec.preprocess and spec.preprocess.input_size) or (info.width, info.height)
+    protocol.check_size(spec, size)
     target = Path(options.output) if options.output else default_output(info, options)
     ident = identity(info, loaded, options, size)
     found = existing_identity(target)
@@ -174,7 +190,7 @@ def trace_video(options: TraceOptions, loaded: models.LoadedModel | None = None,
 
     available = max(info.frame_count - options.start, 0)
     frames_expected = min(options.frames or available, available) if info.frame_count else (options.frames or 0)
-    steps_expected = max(frames_expected - spec.frames_per_step + 1, 0)
+    steps_expected = protocol.steps_expected(frames_expected)
     every = quality_period(options, steps_expected)
     meta = {
         "identity": ident,
@@ -187,6 +203,7 @@ def trace_video(options: TraceOptions, loaded: models.LoadedModel | None = None,
         "gate": {**asdict(options.gate), "label": options.gate.label},
         "quality": {"every": every, "metric": "psnr_db", "peak": spec.output_peak,
                     "of": "gated vs dense primary output of the same model", "output": spec.output_name},
+        **({"ground_truth": protocol.record()} if protocol.task else {}),
         "software": software(),
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -198,9 +215,9 @@ def trace_video(options: TraceOptions, loaded: models.LoadedModel | None = None,
         stop = StopFlag()
         with (stop.installed() if options.handle_signals else contextlib.nullcontext(stop)), torch.inference_mode():
             steps = _run(writer, loaded, options, path, size, every, steps_expected,
-                         info.frame_count, stop)
+                         info.frame_count, stop, protocol)
         if steps == 0:
-            need = spec.frames_per_step
+            need = protocol.window
             raise SparsesimError(f"no decodable frames in {path} from frame {options.start}" if need == 1 else
                                  f"model {spec.name} needs at least {need} decodable frames; {path} "
                                  f"gave fewer from frame {options.start}")
@@ -222,37 +239,44 @@ def _resume_line(target: Path, resumed: Resumed | None) -> str:
 
 
 def _run(writer: TraceWriter, loaded: models.LoadedModel, options: TraceOptions, path: Path,
-         size: tuple[int, int], every: int, steps_expected: int, declared: int, stop: StopFlag) -> int:
+         size: tuple[int, int], every: int, steps_expected: int, declared: int, stop: StopFlag,
+         protocol: ground_truth.Protocol) -> int:
     """The frame loop from the writer's first unrecorded step (0, or where a resumed trace stopped);
-    returns the number of steps the trace holds."""
+    returns the number of steps the trace holds. `protocol` turns decoded frames into each step's inputs
+    (and the real frame its output is scored against, with ground truth)."""
     spec = loaded.spec
     model = GatedModel.wrap(loaded.module, options.gate)
-    window: deque[torch.Tensor] = deque(maxlen=spec.frames_per_step)
     order = []
     first = step = writer.frames_recorded
     forced = {first: "resume"} if first else {}
     forced.update((s, "resume") for s in options.reset_at)
     bar = tqdm(total=steps_expected or None, initial=first, unit="frame", desc=f"trace {spec.name}",
                disable=not options.progress, dynamic_ncols=True)
-    # Step s reads frames start+s .. start+s+frames_per_step-1: a resumed run decodes from its first step's
-    # first frame (the frame before it, for frame pairs), so its window is what the uninterrupted one had.
-    count = options.frames - first if options.frames is not None else None
+    # Step s reads decoded frames s*stride onwards: a resumed run decodes from its first step's first frame
+    # (the frame before it, for frame pairs), so its windows are what the uninterrupted run had.
+    skip = first * protocol.stride
+    count = options.frames - skip if options.frames is not None else None
+    decoded = (frame_tensor(f, options.device)
+               for f in video.frames(path, options.start + skip, count, size, declared))
     with bar:
-        for frame in video.frames(path, options.start + first, count, size, declared):
-            window.append(to_tensor(frame, spec.pad_multiple, options.device))
-            if len(window) < spec.frames_per_step:
-                continue
-            inputs = list(window)
+        for item in protocol.steps(decoded, spec):
+            inputs = [pad_to(x, spec.pad_multiple) for x in item.inputs]
             reason = model.begin_step(step, forced.get(step, ""))
             if step == first:
                 order, output = _first_step(writer, model, spec, options, inputs, step)
             else:
                 output = spec.run(model.module, inputs)
             masks = model.masks(order)  # before the quality check's dense pass, which runs unpruned
-            row = {"source_frame": options.start + step, "reset": bool(reason), "reset_reason": reason,
-                   "psnr_db": _quality(model, spec, inputs, output, size) if every and step % every == 0
-                   else math.nan,
+            checked = every and step % every == 0
+            # one dense pass serves the gated-vs-dense check and the ground truth
+            dense = _dense(model, spec, inputs) if checked or protocol.columns else None
+            row = {"source_frame": options.start + skip + item.offset, "reset": bool(reason), "reset_reason": reason,
+                   "psnr_db": _quality(spec, inputs, output, dense, size) if checked else math.nan,
                    "reference_bytes": model.reference_bytes()}
+            if protocol.columns:
+                if item.reference_offset is not None:
+                    row["reference_frame"] = options.start + skip + item.reference_offset
+                row.update(protocol.score(output, dense, item.reference, spec))
             row["active_mean"] = float(np.mean([m.mean() for m in masks]))
             writer.add_frame(step, masks, row)
             step += 1
@@ -294,13 +318,17 @@ def _prune_channels(model: GatedModel, order, graph, shuffles: dict[str, int], g
     return masks
 
 
-def _quality(model: GatedModel, spec: models.ModelSpec, inputs: list[torch.Tensor],
-             gated: torch.Tensor, size: tuple[int, int]) -> float:
-    """PSNR of the gated output against a dense pass of the same model on the same inputs."""
+def _dense(model: GatedModel, spec: models.ModelSpec, inputs: list[torch.Tensor]) -> torch.Tensor:
+    """A dense pass of the same model on the same inputs (the gated state is left untouched)."""
     model.set_gating(False)
     try:
-        dense = spec.run(model.module, inputs)
+        return spec.run(model.module, inputs)
     finally:
         model.set_gating(True)
+
+
+def _quality(spec: models.ModelSpec, inputs: list[torch.Tensor], gated: torch.Tensor, dense: torch.Tensor,
+             size: tuple[int, int]) -> float:
+    """PSNR of the gated output against the dense pass."""
     padded = tuple(inputs[0].shape[-2:])
     return psnr(crop_like(gated, size, padded), crop_like(dense, size, padded), spec.output_peak)

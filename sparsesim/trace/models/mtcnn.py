@@ -49,4 +49,5 @@ register(ModelSpec(
     weights=lambda: package_file("facenet_pytorch", "data/pnet.pt",
                                  "pip install --no-deps facenet-pytorch==2.6.0"),
     run=run,
+    task="detection",
 ))

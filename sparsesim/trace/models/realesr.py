@@ -109,4 +109,6 @@ register(ModelSpec(
     weights=weights_file,
     run=run,
     reader=lambda path: read_ncnn(path.with_suffix(".param"), path),
+    task="super-resolution",
+    scale=4,
 ))

@@ -34,6 +34,10 @@ class ModelSpec:
     preprocess: Preprocess | None = None
     output_peak: float = 1.0                  # PSNR peak of the primary output (the zoo's are in [0, 1])
     output_name: str = "primary"              # which output the quality check compares (meta.json)
+    # what the model does, for ground truth (trace.ground_truth): interpolation, super-resolution,
+    # detection; '' for models that state none (those from a source)
+    task: str = ""
+    scale: int = 1                            # output size over input size (super-resolution)
 
 
 @dataclass(frozen=True)

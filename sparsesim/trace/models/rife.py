@@ -102,4 +102,5 @@ register(ModelSpec(
     run=run,
     ignored_keys=("block_tea.", "contextnet.", "unet."),
     pad_multiple=32,
+    task="interpolation",
 ))
