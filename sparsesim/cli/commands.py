@@ -68,7 +68,8 @@ def trace(args: argparse.Namespace) -> int:
     options = TraceOptions(
         video=args.video, model=args.model, checkpoint=args.checkpoint,
         gate=GateConfig(args.gate, args.threshold, args.gate_block, args.reset_every, args.gate_checkpoint,
-                        args.keep, args.masks, args.prune, args.channel_scales),
+                        args.keep, args.masks, args.prune, args.channel_scales, args.threshold_mode,
+                        args.cut_threshold),
         frames=args.frames, start=args.start, size=parse_size(args.size) if args.size else None,
         preprocess=Preprocess.parse(args.input_size, args.mean, args.std, args.layout, args.color, args.frame_inputs,
                                     args.quality_output, args.quality_peak, args.pad_multiple),

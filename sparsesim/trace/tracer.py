@@ -22,7 +22,7 @@ from tqdm import tqdm
 from .. import __version__
 from ..errors import SparsesimError, TraceError, require
 from . import models, video
-from .gate_config import GateConfig
+from .gate_config import LEGACY_GATE_SETTINGS, GateConfig
 from .preprocess import Preprocess
 from .skipconv import GatedModel, psnr, record_dataflow
 from .format import TraceWriter, existing_identity, read_meta
@@ -132,8 +132,9 @@ def identity(info: video.VideoInfo, loaded: models.LoadedModel, options: TraceOp
 
 def same_trace(found: dict, ident: dict) -> bool:
     """Identities match; gate settings a trace predates count as their defaults (adding a setting to
-    sparsesim must not make every recorded trace 'different')."""
-    gate = {**asdict(GateConfig()), **found.get("gate", {})}
+    sparsesim must not make every recorded trace 'different'), except those whose default changed when
+    they came: a trace without `threshold_mode` was traced with absolute thresholds and no cut detection."""
+    gate = {**asdict(GateConfig()), **LEGACY_GATE_SETTINGS, **found.get("gate", {})}
     return {**found, "gate": gate} == ident
 
 
@@ -175,7 +176,7 @@ def trace_video(options: TraceOptions, loaded: models.LoadedModel | None = None)
                   "weights_sha256": loaded.weights_sha256, "frames_per_step": spec.frames_per_step,
                   "pad_multiple": spec.pad_multiple, "device": options.device,
                   **({"preprocess": spec.preprocess.record()} if spec.preprocess else {})},
-        "gate": {**asdict(options.gate), "label": options.gate.label},
+        "gate": {**asdict(options.gate), "label": options.gate.label, "semantics": options.gate.semantics},
         "quality": {"every": every, "metric": "psnr_db", "peak": spec.output_peak,
                     "of": "gated vs dense primary output of the same model", "output": spec.output_name},
         "software": software(),
@@ -207,6 +208,7 @@ def _run(writer: TraceWriter, loaded: models.LoadedModel, options: TraceOptions,
     spec = loaded.spec
     model = GatedModel.wrap(loaded.module, options.gate)
     window: deque[torch.Tensor] = deque(maxlen=spec.frames_per_step)
+    cuts = CutDetector(options.gate.cut_threshold, size)
     order = []
     step = 0
     bar = tqdm(total=steps_expected or None, unit="frame", desc=f"trace {spec.name}",
@@ -217,7 +219,8 @@ def _run(writer: TraceWriter, loaded: models.LoadedModel, options: TraceOptions,
             if len(window) < spec.frames_per_step:
                 continue
             inputs = list(window)
-            reason = model.begin_step(step)
+            energy = cuts.energy(inputs)
+            reason = model.begin_step(step, "cut" if cuts.is_cut(energy) else "")
             if step == 0:
                 with record_dataflow(model.layers, inputs) as flow:
                     output = spec.run(model.module, inputs)
@@ -235,14 +238,38 @@ def _run(writer: TraceWriter, loaded: models.LoadedModel, options: TraceOptions,
             row = {"source_frame": options.start + step, "reset": bool(reason), "reset_reason": reason,
                    "psnr_db": _quality(model, spec, inputs, output, size) if every and step % every == 0
                    else math.nan,
-                   "reference_bytes": model.reference_bytes()}
+                   "reference_bytes": model.reference_bytes(), "input_mse": energy}
             row["active_mean"] = float(np.mean([m.mean() for m in masks]))
+            if reason and options.gate.relative:  # a dense frame set each layer's threshold anew
+                writer.add_thresholds(step, model.thresholds(order))
             writer.add_frame(step, masks, row)
             step += 1
             bar.update()
             if stop.event.is_set():
                 break
     return step
+
+
+class CutDetector:
+    """A scene cut: the model input changed by more than `threshold` (mean squared difference of each input
+    frame from the previous step's, RGB in [0, 1]; the largest over the step's frames, so a two-frame model
+    resets on both steps that straddle the cut). 0 = never."""
+
+    def __init__(self, threshold: float, size: tuple[int, int]) -> None:
+        self.threshold, self.size = threshold, size
+        self.previous: list[torch.Tensor] | None = None
+
+    def energy(self, inputs: list[torch.Tensor]) -> float:
+        """This step's input residual energy (NaN on the first step); remembers the inputs."""
+        previous, self.previous = self.previous, inputs
+        if previous is None or [t.shape for t in previous] != [t.shape for t in inputs]:
+            return math.nan
+        w, h = self.size  # the frame without the model's padding, which would dilute the energy
+        return max(float(torch.mean((a[..., :h, :w].double() - b[..., :h, :w].double()) ** 2))
+                   for a, b in zip(inputs, previous))
+
+    def is_cut(self, energy: float) -> bool:
+        return self.threshold > 0 and energy > self.threshold   # NaN compares False
 
 
 def _prune_channels(model: GatedModel, order, graph, shuffles: dict[str, int], gate: GateConfig):
