@@ -114,8 +114,8 @@ def residual_gate(residual: torch.Tensor, conv: ConvLayer, config: GateConfig,
 def activation_scale(x: torch.Tensor, conv: ConvLayer, config: GateConfig) -> float:
     """The scale a relative epsilon is a fraction of: mean |x| of the layer's input, times mean |W| for
     the output-norm gate (whose statistic is an output-change proxy: the same factor on both sides)."""
-    scale = float(x.abs().mean())
-    return scale * float(conv.weight.abs().mean()) if config.kind == "output-norm" else scale
+    scale = float(x.detach().abs().mean())
+    return scale * float(conv.weight.detach().abs().mean()) if config.kind == "output-norm" else scale
 
 
 def effective_threshold(x: torch.Tensor, conv: ConvLayer, config: GateConfig) -> tuple[float, float]:
