@@ -36,6 +36,15 @@ def test_a_synthetic_cut_forces_a_dense_reset(tmp_path):
     assert df.loc[6, "input_mse"] > 0.0155 > df.loc[1:5, "input_mse"].max()
 
 
+def test_info_counts_the_dense_frames_by_reason(tmp_path, capsys):
+    trace_frames(tmp_path, with_cut(10, 6))
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "t")]) == 0
+    out = capsys.readouterr().out
+    assert "(8 gated; dense: first 1, cut 1)" in out
+    assert "skip-conv semantics, relative thresholds: per layer" in out
+
+
 def test_a_smooth_sequence_has_no_cut(tmp_path):
     df = trace_frames(tmp_path, moving_square(10))
     assert df["reset_reason"].tolist() == ["first"] + [""] * 9
