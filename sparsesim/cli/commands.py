@@ -74,7 +74,8 @@ def trace(args: argparse.Namespace) -> int:
         preprocess=Preprocess.parse(args.input_size, args.mean, args.std, args.layout, args.color, args.frame_inputs,
                                     args.quality_output, args.quality_peak, args.pad_multiple),
         output=args.output, quality_every=args.quality_every, device=args.device,
-        chunk_frames=args.chunk_frames, progress=not args.quiet)
+        chunk_frames=args.chunk_frames, progress=not args.quiet, target_psnr=args.target_psnr,
+        calibration_frames=args.calibration_frames)
     if Path(args.video).is_dir() or any(c in args.video for c in "*?[") or args.workers != 1 or args.address:
         return trace_batch(args, options)
     result = trace_video(options)

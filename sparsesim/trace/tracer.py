@@ -47,6 +47,8 @@ class TraceOptions:
     progress: bool = True
     skip_complete: bool = False       # an identical complete trace already there: leave it, report "skipped"
     handle_signals: bool = True       # Ctrl-C/SIGTERM close the trace as incomplete (main thread only)
+    target_psnr: float | None = None  # search the largest threshold keeping this PSNR first (calibrate.py)
+    calibration_frames: int = 12      # decoded frames the search traces
 
     def validate(self) -> None:
         require(self.frames is None or self.frames >= 1, "frames", f"must be >= 1, got {self.frames}")
@@ -54,6 +56,10 @@ class TraceOptions:
         require(self.quality_every is None or self.quality_every >= 0, "quality_every",
                 f"must be >= 0 (0 = off), got {self.quality_every}")
         require(self.chunk_frames >= 1, "chunk_frames", f"must be >= 1, got {self.chunk_frames}")
+        require(self.target_psnr is None or (math.isfinite(self.target_psnr) and self.target_psnr > 0), "target_psnr",
+                f"must be a finite number of dB > 0, got {self.target_psnr}")
+        require(self.calibration_frames >= 3, "calibration_frames",
+                f"must be >= 3 (a dense first step and gated ones), got {self.calibration_frames}")
         require(not (self.size and self.preprocess.input_size), ("size", "preprocess.input_size"),
                 "give {size} or {preprocess.input_size}, not both")
         if self.gate.checkpoint and not Path(self.gate.checkpoint).is_file():
@@ -153,6 +159,11 @@ def trace_video(options: TraceOptions, loaded: models.LoadedModel | None = None)
         loaded = models.load(options.model, options.checkpoint, options.device, options.preprocess)
     else:
         loaded = replace(loaded, module=copy.deepcopy(loaded.module))
+    calibration = None
+    if options.target_psnr is not None:
+        from .calibrate import calibrate
+        calibration = calibrate(options, loaded, options.target_psnr, options.calibration_frames)
+        options = replace(options, gate=replace(options.gate, threshold=calibration.chosen.eps))
     spec = loaded.spec
     size = options.size or (spec.preprocess and spec.preprocess.input_size) or (info.width, info.height)
     target = Path(options.output) if options.output else default_output(info, options)
@@ -179,6 +190,7 @@ def trace_video(options: TraceOptions, loaded: models.LoadedModel | None = None)
         "gate": {**asdict(options.gate), "label": options.gate.label, "semantics": options.gate.semantics},
         "quality": {"every": every, "metric": "psnr_db", "peak": spec.output_peak,
                     "of": "gated vs dense primary output of the same model", "output": spec.output_name},
+        **({"calibration": calibration.record()} if calibration else {}),
         "software": software(),
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
