@@ -7,6 +7,8 @@ fraction, and the PSNR of the gated output against the dense one (mean and worst
 ground truth (the real frames) is not here: that needs the --vfi-eval pass.
 
     PYTHONPATH=. python benchmarks/gate_sweep.py --frames 12 -o benchmarks/results/gate_sweep.csv
+    PYTHONPATH=. python benchmarks/gate_sweep.py --videos sample:carphone_pristine --frames 120 --modes relative \
+        --eps 0.05,0.1,0.2 -o benchmarks/results/gate_sweep_carphone_120.csv     # drift over a whole video
 """
 from __future__ import annotations
 
@@ -50,6 +52,8 @@ def main() -> None:
     parser.add_argument("--videos", default="sample:carphone_pristine,sample:bikes")
     parser.add_argument("--models", default="rife,mtcnn-pnet")
     parser.add_argument("--eps", default="0.01,0.02,0.05,0.1,0.2")
+    parser.add_argument("--semantics", default="input-norm,delta", help="gate kinds: input-norm (skip-conv), delta")
+    parser.add_argument("--modes", default="relative,absolute")
     parser.add_argument("--frames", type=int, default=12)
     parser.add_argument("--start", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
@@ -57,8 +61,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
-    settings = itertools.product(args.videos.split(","), args.models.split(","), ("input-norm", "delta"),
-                                 ("relative", "absolute"), map(float, args.eps.split(",")))
+    settings = itertools.product(args.videos.split(","), args.models.split(","), args.semantics.split(","),
+                                 args.modes.split(","), [float(e) for e in args.eps.split(",")])
     with tempfile.TemporaryDirectory() as tmp:
         for i, (vid, model, kind, mode, eps) in enumerate(settings):
             gate = GateConfig(kind, eps, threshold_mode=mode)

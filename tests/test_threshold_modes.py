@@ -86,3 +86,14 @@ def test_an_old_trace_without_threshold_mode_reads_as_absolute():
     assert same_trace(found, {"model": "rife", "gate": asdict(GateConfig("input-norm", 0.05, threshold_mode="absolute",
                                                                           cut_threshold=0.0))})
     assert not same_trace(found, {"model": "rife", "gate": asdict(GateConfig("input-norm", 0.05))})
+
+
+def test_settings_without_effect_on_a_kind_do_not_make_a_trace_different():
+    from dataclasses import asdict
+    old = {k: v for k, v in asdict(GateConfig("uncertainty", keep=0.5)).items() if k not in ("threshold_mode", "cut_threshold")}
+    assert same_trace({"gate": old}, {"gate": asdict(GateConfig("uncertainty", keep=0.5))})  # stateless: no cut matters
+    assert not same_trace({"gate": old}, {"gate": asdict(GateConfig("uncertainty", keep=0.35))})
+    learned = dict(kind="learned", checkpoint="sha")
+    old = {k: v for k, v in asdict(GateConfig(**learned)).items() if k not in ("threshold_mode", "cut_threshold")}
+    assert same_trace({"gate": old}, {"gate": asdict(GateConfig(**learned, cut_threshold=0.0))})  # no norm threshold
+    assert not same_trace({"gate": old}, {"gate": asdict(GateConfig(**learned))})   # but cuts reset its state

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from ..errors import OptionError, require
 
@@ -99,9 +99,25 @@ class GateConfig:
         if step == 0:
             return "first"
         # uncertainty pruning decides per frame from the model's own estimate: no temporal state
-        if self.kind in ("none", "uncertainty", "channel"):
+        if self.kind in STATELESS_KINDS:
             return "stateless"
         return "periodic" if self.reset_every > 0 and step % self.reset_every == 0 else ""
+
+
+STATELESS_KINDS = ("none", "uncertainty", "channel")   # every frame decided afresh: no cut can matter
+
+
+def comparable_gate(recorded: dict) -> dict:
+    """A recorded gate identity as it compares with another: keys it predates take their legacy values, and
+    settings that change nothing for its kind (the threshold mode of a gate without a norm threshold, the
+    cut threshold of a stateless gate) compare equal whatever they were, so re-running an old uncertainty
+    trace still replaces it."""
+    gate = {**asdict(GateConfig()), **LEGACY_GATE_SETTINGS, **recorded}
+    if gate["kind"] not in THRESHOLDED_KINDS:
+        gate["threshold_mode"] = LEGACY_GATE_SETTINGS["threshold_mode"]
+    if gate["kind"] in STATELESS_KINDS:
+        gate["cut_threshold"] = LEGACY_GATE_SETTINGS["cut_threshold"]
+    return gate
 
 
 # Why a frame was computed densely, as frames.parquet's `reset_reason` records it ('' = not a reset).

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from .. import __version__
 from ..errors import SparsesimError, TraceError, require
 from . import models, video
-from .gate_config import LEGACY_GATE_SETTINGS, GateConfig
+from .gate_config import GateConfig, comparable_gate
 from .preprocess import Preprocess
 from .skipconv import GatedModel, psnr, record_dataflow
 from .format import TraceWriter, existing_identity, read_meta
@@ -139,9 +139,10 @@ def identity(info: video.VideoInfo, loaded: models.LoadedModel, options: TraceOp
 def same_trace(found: dict, ident: dict) -> bool:
     """Identities match; gate settings a trace predates count as their defaults (adding a setting to
     sparsesim must not make every recorded trace 'different'), except those whose default changed when
-    they came: a trace without `threshold_mode` was traced with absolute thresholds and no cut detection."""
-    gate = {**asdict(GateConfig()), **LEGACY_GATE_SETTINGS, **found.get("gate", {})}
-    return {**found, "gate": gate} == ident
+    they came: a trace without `threshold_mode` was traced with absolute thresholds and no cut detection
+    (gate_config.comparable_gate)."""
+    return ({**found, "gate": comparable_gate(found.get("gate", {}))} ==
+            {**ident, "gate": comparable_gate(ident.get("gate", {}))})
 
 
 def software() -> dict:
