@@ -38,11 +38,16 @@ def main() -> None:
     parser.add_argument("--eps", default="0.01,0.05,0.1")
     parser.add_argument("--gate", default="input-norm")
     parser.add_argument("--keep", default="0.35,0.5,0.7", help="with --gate uncertainty (rife only)")
+    # the committed traces predate threshold modes and cut detection: these defaults re-record them as they are
+    parser.add_argument("--threshold-mode", default="absolute")
+    parser.add_argument("--cut-threshold", type=float, default=0.0)
     args = parser.parse_args()
     torch.set_num_threads(1)
     rows = []
-    gates = ([GateConfig("uncertainty", keep=k) for k in map(float, args.keep.split(","))]
-             if args.gate == "uncertainty" else [GateConfig(args.gate, e) for e in map(float, args.eps.split(","))])
+    common = dict(threshold_mode=args.threshold_mode, cut_threshold=args.cut_threshold)
+    gates = ([GateConfig("uncertainty", keep=k, **common) for k in map(float, args.keep.split(","))]
+             if args.gate == "uncertainty" else
+             [GateConfig(args.gate, e, **common) for e in map(float, args.eps.split(","))])
     models = ["rife"] if args.gate == "uncertainty" else args.models.split(",")
     for model in models:
         for gate in gates:

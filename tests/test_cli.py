@@ -55,12 +55,31 @@ def test_default_output_name_and_rerun_replaces(capsys, small_video, tmp_path, m
     args = ("trace", small_video, "--model", "mtcnn-pnet", "--gate-block", "2", "--frames", "4", "-q",
             "--quality-every", "0")
     assert run_cli(capsys, *args)[0] == 0
-    target = tmp_path / "traces" / "square-mtcnn-pnet-input-norm-e0.1-b2"
+    target = tmp_path / "traces" / "square-mtcnn-pnet-input-norm-rel-e0.1-b2"  # relative thresholds: the default
     first = trace.open(target).layer_masks(0)
     assert run_cli(capsys, *args)[0] == 0  # same trace: replaced, and bit-identical
     np.testing.assert_array_equal(trace.open(target).layer_masks(0), first)
     assert np.isnan(trace.open(target).frames["psnr_db"]).all()
     assert sorted(p.name for p in (tmp_path / "traces").iterdir()) == [target.name]
+
+
+def test_absolute_thresholds_keep_the_old_label_and_an_old_trace_is_still_the_same_trace(capsys, small_video, tmp_path,
+                                                                                      monkeypatch):
+    """A trace recorded before threshold modes (no threshold_mode or cut_threshold in its identity) is the
+    absolute, cut-free trace: re-running it with those settings replaces it, the new defaults do not."""
+    import json
+    monkeypatch.chdir(tmp_path)
+    args = ("trace", small_video, "--model", "mtcnn-pnet", "--frames", "3", "-q", "--quality-every", "0",
+            "--threshold-mode", "absolute", "--cut-threshold", "0")
+    assert run_cli(capsys, *args)[0] == 0
+    target = tmp_path / "traces" / "square-mtcnn-pnet-input-norm-e0.1"
+    meta = json.loads((target / "meta.json").read_text())
+    for key in ("threshold_mode", "cut_threshold"):   # as a pre-mode sparsesim wrote it
+        del meta["identity"]["gate"][key]
+    (target / "meta.json").write_text(json.dumps(meta))
+    assert run_cli(capsys, *args)[0] == 0
+    code, _, err = run_cli(capsys, *args[:-4], "-o", target)
+    assert code != 0 and "different trace" in err
 
 
 def test_size_start_and_frames(capsys, small_video, tmp_path):

@@ -63,7 +63,10 @@ def test_bad_gate_settings_are_refused(kwargs, match):
 
 
 def test_labels_and_resets():
-    assert GateConfig("input-norm", 0.05, 4, 8).label == "input-norm-e0.05-b4-r8"
+    # absolute thresholds keep the labels traces had before threshold modes existed; relative ones say so
+    assert GateConfig("input-norm", 0.05, 4, 8, threshold_mode="absolute").label == "input-norm-e0.05-b4-r8"
+    assert GateConfig("input-norm", 0.05, 4, 8).label == "input-norm-rel-e0.05-b4-r8"
+    assert GateConfig("delta", 0.1).label == "delta-rel-e0.1" and GateConfig("uncertainty").label == "uncertainty-k0.35"
     cfg = GateConfig(reset_every=4)
     assert [cfg.is_reset(t) for t in range(6)] == [True, False, False, False, True, False]
     assert not GateConfig().is_reset(100) and GateConfig("none").is_reset(7)

@@ -79,6 +79,9 @@ def assert_same_trace(got: trace.Trace, want: trace.Trace) -> None:
     """Mask for mask, and the frames table (it has no timing columns: every column must match)."""
     assert got.layers == want.layers and list(got.graph.edges) == list(want.graph.edges)
     assert got.frames.equals(want.frames)
+    # relative thresholds: each dense frame's scales, those recorded before the kill kept
+    assert (got.thresholds is None) == (want.thresholds is None)
+    assert got.thresholds is None or got.thresholds.equals(want.thresholds)
     pairs = 0
     for a, b in zip(got.masks(), want.masks(), strict=True):
         assert (a.frame, a.layer) == (b.frame, b.layer) and np.array_equal(a.mask, b.mask), (a.frame, a.layer)

@@ -68,13 +68,15 @@ def trace(args: argparse.Namespace) -> int:
     options = TraceOptions(
         video=args.video, model=args.model, checkpoint=args.checkpoint,
         gate=GateConfig(args.gate, args.threshold, args.gate_block, args.reset_every, args.gate_checkpoint,
-                        args.keep, args.masks, args.prune, args.channel_scales),
+                        args.keep, args.masks, args.prune, args.channel_scales, args.threshold_mode,
+                        args.cut_threshold),
         frames=args.frames, start=args.start, size=parse_size(args.size) if args.size else None,
         preprocess=Preprocess.parse(args.input_size, args.mean, args.std, args.layout, args.color, args.frame_inputs,
                                     args.quality_output, args.quality_peak, args.pad_multiple),
         output=args.output, quality_every=args.quality_every, device=args.device,
         chunk_frames=args.chunk_frames, progress=not args.quiet, resume=args.resume,
-        ground_truth=args.ground_truth, vfi_eval=args.vfi_eval)
+        ground_truth=args.ground_truth, vfi_eval=args.vfi_eval, target_psnr=args.target_psnr,
+        calibration_frames=args.calibration_frames)
     if Path(args.video).is_dir() or any(c in args.video for c in "*?[") or args.workers != 1 or args.address:
         return trace_batch(args, options)
     result = trace_video(options, notify=lambda line: print(line, file=sys.stderr))

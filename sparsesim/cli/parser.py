@@ -87,7 +87,7 @@ def measured_args(p: argparse.ArgumentParser) -> None:
 
 
 def trace_args(t: argparse.ArgumentParser) -> None:
-    from ..trace.gate_config import GATE_KINDS
+    from ..trace.gate_config import DEFAULT_CUT_THRESHOLD, GATE_KINDS, THRESHOLD_MODES
     from ..trace.models import names, source_usages
     t.add_argument("video", help="a video file PyAV can decode, sample:NAME for a bundled sample "
                    "(sample:carphone_pristine, sample:bikes, sample:bigbuckbunny), or a directory or glob of "
@@ -96,9 +96,24 @@ def trace_args(t: argparse.ArgumentParser) -> None:
                    f"{', '.join(source_usages())} (see 'Your own model' in the README)")
     t.add_argument("--checkpoint", metavar="PATH", help="load these weights instead of the packaged ones "
                    "(python: models: a state dict for the factory's module)")
-    t.add_argument("--gate", default="input-norm", help=f"gate kind: {', '.join(GATE_KINDS)}")
+    t.add_argument("--gate", default="input-norm", help=f"gate kind: {', '.join(GATE_KINDS)} (delta: DeltaCNN's "
+                   "accumulated deltas, the reference moving only where a change was propagated; the others "
+                   "compare with the previous frame, as Skip-Convolutions do)")
     t.add_argument("--threshold", type=threshold, default=0.1, metavar="EPS",
                    help="gate threshold epsilon: a location is recomputed where its norm reaches EPS")
+    t.add_argument("--threshold-mode", default="relative", choices=THRESHOLD_MODES,
+                   help="relative: EPS is a fraction of each layer's own activation scale (mean |x| of its input "
+                   "on the last dense frame), so one EPS means the same in every layer and model; absolute: EPS as "
+                   "given (traces recorded before this option were absolute)")
+    t.add_argument("--target-psnr", type=threshold, metavar="DB",
+                   help="first search the largest EPS (log-scale bisection in [1e-4, 2]) whose gated output keeps "
+                   "this PSNR against the dense one on the first --calibration-frames frames, then trace at it "
+                   "(the search is recorded in meta.json)")
+    t.add_argument("--calibration-frames", type=int, default=12, metavar="N",
+                   help="decoded frames the --target-psnr search traces")
+    t.add_argument("--cut-threshold", type=threshold, default=DEFAULT_CUT_THRESHOLD, metavar="MSE",
+                   help="a scene cut (mean squared change of an input frame, RGB in [0, 1], above MSE) forces a "
+                   "dense frame; 0 = never")
     t.add_argument("--gate-block", type=int, default=1, metavar="B",
                    help="gate granularity: decisions are unions over BxB output blocks")
     t.add_argument("--gate-checkpoint", metavar="PATH",

@@ -25,8 +25,8 @@ def describe(trace: "Trace") -> str:
         f"from frame {m['video']['start']}",
         f"model      {m['model']['name']}  ({len(layers)} gated layers, "
         f"{layers['dense_macs'].sum() / 1e9:.3f} GMAC per frame dense)",
-        f"gate       {m['gate']['label']}",
-        f"frames     {trace.num_frames}",
+        f"gate       {m['gate']['label']}{_gate_details(trace)}",
+        f"frames     {trace.num_frames}{_resets(frames)}",
     ]
     if len(active):
         macs = layers.set_index("name")["dense_macs"]
@@ -43,6 +43,27 @@ def describe(trace: "Trace") -> str:
     if truth:
         lines.append(f"truth      {truth}")
     return "\n".join(lines)
+
+
+def _gate_details(trace: "Trace") -> str:
+    """Semantics and threshold mode; traces that predate them were Skip-Conv with absolute thresholds."""
+    gate = trace.meta["gate"]
+    if gate["kind"] not in ("input-norm", "output-norm", "delta"):
+        return ""
+    text = f"  ({gate.get('semantics', 'skip-conv')} semantics, {gate.get('threshold_mode', 'absolute')} thresholds"
+    thresholds = trace.thresholds
+    if thresholds is not None and len(thresholds):
+        text += f": per layer {thresholds['threshold'].min():.3g} to {thresholds['threshold'].max():.3g}"
+    return text + ")"
+
+
+def _resets(frames) -> str:
+    """Dense frames by reason ('first', 'cut', 'periodic', ...), where the trace records them."""
+    if "reset_reason" not in frames or not len(frames):
+        return ""
+    counts = frames.loc[frames["reset"], "reset_reason"].value_counts()
+    return f"  ({len(frames) - int(frames['reset'].sum())} gated; dense: " + \
+        ", ".join(f"{reason or 'other'} {n}" for reason, n in counts.items()) + ")"
 
 
 def _console():

@@ -5,8 +5,11 @@ A trace is a directory that numpy/pandas/pyarrow read without sparsesim:
     meta.json             schema version, video, model, gate, software, status
     layers.parquet        one row per instrumented layer (shapes, dense MACs, weight bytes)
     graph.json            layer graph, networkx node-link JSON, nodes in data-flow order
-    frames.parquet        one row per traced frame: psnr_db, reset, reset_reason, and `active:<layer>` fractions;
+    frames.parquet        one row per traced frame: psnr_db, reset, reset_reason ('cut': the input's
+                          mean squared change `input_mse` crossed gate.cut_threshold), and `active:<layer>` fractions;
                           with ground truth (meta.json "ground_truth") also reference_frame and gt_* scores
+    thresholds.parquet    relative thresholds only (gate.threshold_mode): rows (frame, layer, scale, threshold),
+                          each layer's activation scale and effective threshold as each dense frame set them
     masks/chunk-*.parquet rows (frame, layer, bits): the layer's boolean output mask at frame,
                           np.packbits of the row-major (out_h, out_w) map
     manifest.json         every other file's size and SHA-256, written last (see manifest.py)
@@ -139,6 +142,7 @@ class TraceWriter:
         self.layers: list[LayerInfo] = []
         self._masks: list[tuple[int, int, bytes]] = []
         self._frames: list[dict] = []
+        self._thresholds: list[tuple[int, int, float, float]] = []
         self._chunk = 0
         self.frames_recorded = 0
         self.resumed: Resumed | None = None
@@ -162,6 +166,7 @@ class TraceWriter:
         self.tmp, self.layers = resumed.tmp, list(resumed.layers)
         self._chunk, self.frames_recorded = resumed.chunks, resumed.frames
         self.chunk_frames = resumed.chunk_frames
+        self._thresholds = _thresholds_before(resumed.tmp / "thresholds.parquet", resumed.frames)
         old = resumed.meta
         self.meta.update(started=old.get("started", self.meta.get("started")), frames_recorded=resumed.frames,
                          masks={**self.meta["masks"], "chunk_frames": resumed.chunk_frames},
@@ -199,6 +204,18 @@ class TraceWriter:
                  "in_bits": pack_mask(masks.inp[layer.name])} for layer in layers]
         write_table(self.tmp / "channels.parquet", pa.Table.from_pylist(rows))
 
+    def add_thresholds(self, frame: int, values: Sequence[tuple[float, float]]) -> None:
+        """(scale, threshold) per layer in layer-id order, set at `frame` (a dense one)."""
+        self._thresholds.extend((frame, layer.id, scale, threshold)
+                                for layer, (scale, threshold) in zip(self.layers, values))
+
+    def _write_thresholds(self) -> None:
+        if self._thresholds:
+            frame, layer, scale, threshold = zip(*self._thresholds)
+            write_table(self.tmp / "thresholds.parquet", pa.Table.from_arrays(
+                [pa.array(frame, pa.int32()), pa.array(layer, pa.int16()), pa.array(scale, pa.float64()),
+                 pa.array(threshold, pa.float64())], names=["frame", "layer", "scale", "threshold"]))
+
     def add_frame(self, frame: int, masks: Sequence[np.ndarray], row: dict[str, Any]) -> None:
         """Masks in layer-id order, each bool (out_h, out_w); `row` holds the frame's other columns."""
         for layer, mask in zip(self.layers, masks):
@@ -218,6 +235,7 @@ class TraceWriter:
                                       pa.array(bits, pa.binary())], schema=MASK_SCHEMA)
         write_table(self.tmp / "masks" / name, masks)
         write_table(self.tmp / "frame-chunks" / name, pa.Table.from_pylist(self._frames))
+        self._write_thresholds()  # small (dense frames x layers): rewritten whole, so a killed run keeps them
         self._masks, self._frames = [], []
         self._chunk += 1
         self.meta["frames_recorded"] = self.frames_recorded
@@ -238,6 +256,7 @@ class TraceWriter:
     def close(self, complete: bool, status: str, **extra: Any) -> Path:
         self._flush()
         self._merge_frames()
+        self._write_thresholds()
         self.meta.update(extra, complete=complete, status=status, frames_recorded=self.frames_recorded)
         write_json(self.tmp / "meta.json", self.meta)
         manifest_.write(self.tmp)  # last: a trace with a sound manifest is a finished one
@@ -274,6 +293,15 @@ class TraceWriter:
         os.replace(self.tmp, self.target)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def _thresholds_before(path: Path, frames: int) -> list[tuple[int, int, float, float]]:
+    """The relative thresholds a resumed trace recorded for the frames it keeps (none: an empty list)."""
+    try:
+        rows = pq.read_table(path).to_pylist()
+    except (pa.ArrowException, OSError):
+        return []
+    return [(r["frame"], r["layer"], r["scale"], r["threshold"]) for r in rows if r["frame"] < frames]
 
 
 def _test_kill_point(point: str) -> None:
@@ -388,6 +416,14 @@ class Trace:
         df["out_mask"] = [unpack_mask(b, (1, sizes[i][0]))[0] for i, b in zip(df["layer"], df["out_bits"])]
         df["in_mask"] = [unpack_mask(b, (1, sizes[i][1]))[0] for i, b in zip(df["layer"], df["in_bits"])]
         return df.drop(columns=["out_bits", "in_bits"])
+
+    @property
+    def thresholds(self) -> pd.DataFrame | None:
+        """Per dense frame and layer: activation scale and effective threshold (None: absolute thresholds,
+        or a trace that predates threshold modes, whose epsilon is meta['gate']['threshold'] everywhere)."""
+        if not self._listed("thresholds.parquet"):
+            return None
+        return self._table("thresholds.parquet")
 
     @property
     def graph(self) -> nx.DiGraph:

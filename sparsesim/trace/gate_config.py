@@ -2,11 +2,24 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from ..errors import OptionError, require
 
-GATE_KINDS = ("none", "input-norm", "output-norm", "learned", "uncertainty", "channel")
+GATE_KINDS = ("none", "input-norm", "output-norm", "delta", "learned", "uncertainty", "channel")
+# Gates that compare a norm of the input change with epsilon (the others decide without it).
+THRESHOLDED_KINDS = ("input-norm", "output-norm", "delta")
+# relative: epsilon is a fraction of each layer's own activation scale (mean |x| of its input on the last
+# dense frame), so one epsilon means the same in every layer and every model; absolute: epsilon as given.
+THRESHOLD_MODES = ("relative", "absolute")
+# Scene cuts: a step whose model input changed by more than this mean squared difference (RGB in [0, 1],
+# the largest over the step's input frames) is computed densely. Chosen from the sample videos' per-frame
+# figures (benchmarks/cut_energy.py): sample:bikes' hard cuts (30, 76, 137, 187, 242) are >= 0.067 and its fast
+# transitions 72-76 and 97-103 >= 0.016; no frame of carphone (max 0.0042) or bigbuckbunny (0.0056) is.
+DEFAULT_CUT_THRESHOLD = 0.0155
+# What a trace recorded before a setting existed was traced with: not today's default. Old identities
+# lack these keys, and reading them as the new defaults would call an old absolute trace "relative".
+LEGACY_GATE_SETTINGS = {"threshold_mode": "absolute", "cut_threshold": 0.0}
 
 
 @dataclass(frozen=True)
@@ -20,12 +33,18 @@ class GateConfig:
     masks: str | None = None        # uncertainty: a user's own per-step masks instead (.npz)
     prune: float = 0.0              # structured channel sparsity (SSL-style): fraction of channels pruned
     channel_scales: str | None = None   # a user's per-channel scale vectors instead of filter L1 norms
+    threshold_mode: str = "relative"    # THRESHOLD_MODES
+    cut_threshold: float = DEFAULT_CUT_THRESHOLD   # a scene cut forces a dense frame; 0 = never
 
     def __post_init__(self) -> None:
         if self.kind not in GATE_KINDS:
             raise OptionError("gate.kind", f"unknown gate {self.kind!r} for {{gate.kind}}; choose from: {', '.join(GATE_KINDS)}")
         require(math.isfinite(self.threshold) and self.threshold >= 0, "gate.threshold",
                 f"must be a finite number >= 0, got {self.threshold}")
+        require(self.threshold_mode in THRESHOLD_MODES, "gate.threshold_mode",
+                f"must be one of {', '.join(THRESHOLD_MODES)}, got {self.threshold_mode!r}")
+        require(math.isfinite(self.cut_threshold) and self.cut_threshold >= 0, "gate.cut_threshold",
+                f"must be a finite number >= 0 (0 = never), got {self.cut_threshold}")
         require(self.block >= 1, "gate.block", f"must be >= 1, got {self.block}")
         require(self.reset_every >= 0, "gate.reset_every", f"must be >= 0 (0 = never), got {self.reset_every}")
         require((self.kind == "learned") == (self.checkpoint is not None), ("gate.kind", "gate.checkpoint"),
@@ -36,6 +55,16 @@ class GateConfig:
         require(0.0 <= self.prune < 1.0, "gate.prune", f"must be in [0, 1), got {self.prune}")
         require(not (self.kind == "channel" and self.prune == 0.0 and self.channel_scales is None),
                 ("gate.kind", "gate.prune"), "{gate.kind} channel needs {gate.prune} P (the fraction of channels to prune)")
+
+    @property
+    def semantics(self) -> str:
+        """'delta': the reference is the input as last propagated (DeltaCNN); 'skip-conv': the previous
+        frame's input (Habibian et al.), the seed's semantics, kept for every other gate."""
+        return "delta" if self.kind == "delta" else "skip-conv"
+
+    @property
+    def relative(self) -> bool:
+        return self.threshold_mode == "relative" and self.kind in THRESHOLDED_KINDS
 
     @property
     def label(self) -> str:
@@ -50,7 +79,9 @@ class GateConfig:
             return f"channel-p{self.prune:g}"
         if self.kind == "uncertainty":
             return "uncertainty-masks" if self.masks else f"uncertainty-k{self.keep:g}"
-        parts = [self.kind] if self.kind == "learned" else [self.kind, f"e{self.threshold:g}"]
+        # 'rel' marks relative thresholds; absolute ones keep the labels traces had before the mode existed
+        parts = [self.kind] if self.kind == "learned" else [self.kind, *(["rel"] if self.relative else []),
+                                                             f"e{self.threshold:g}"]
         if self.block > 1:
             parts.append(f"b{self.block}")
         if self.reset_every:
@@ -68,9 +99,25 @@ class GateConfig:
         if step == 0:
             return "first"
         # uncertainty pruning decides per frame from the model's own estimate: no temporal state
-        if self.kind in ("none", "uncertainty", "channel"):
+        if self.kind in STATELESS_KINDS:
             return "stateless"
         return "periodic" if self.reset_every > 0 and step % self.reset_every == 0 else ""
+
+
+STATELESS_KINDS = ("none", "uncertainty", "channel")   # every frame decided afresh: no cut can matter
+
+
+def comparable_gate(recorded: dict) -> dict:
+    """A recorded gate identity as it compares with another: keys it predates take their legacy values, and
+    settings that change nothing for its kind (the threshold mode of a gate without a norm threshold, the
+    cut threshold of a stateless gate) compare equal whatever they were, so re-running an old uncertainty
+    trace still replaces it."""
+    gate = {**asdict(GateConfig()), **LEGACY_GATE_SETTINGS, **recorded}
+    if gate["kind"] not in THRESHOLDED_KINDS:
+        gate["threshold_mode"] = LEGACY_GATE_SETTINGS["threshold_mode"]
+    if gate["kind"] in STATELESS_KINDS:
+        gate["cut_threshold"] = LEGACY_GATE_SETTINGS["cut_threshold"]
+    return gate
 
 
 # Why a frame was computed densely, as frames.parquet's `reset_reason` records it ('' = not a reset).

@@ -1,7 +1,12 @@
-"""Skip-Convolution gates (Habibian et al., CVPR 2021): where a conv layer recomputes its output.
+"""Gates: where a conv layer recomputes its output.
 
-A gate looks at the residual r_t = x_t - x_{t-1} of a layer's input and returns a boolean map at the
-layer's *output* resolution; the gated layer then computes z_t = z_{t-1} + g * (W * r_t).
+Skip-Convolution (Habibian et al., CVPR 2021): a gate looks at the residual r_t = x_t - x_{t-1} of a
+layer's input and returns a boolean map at the layer's *output* resolution; the gated layer then
+computes z_t = z_{t-1} + g * (W * r_t).
+
+Accumulated deltas (DeltaCNN, Parger et al., CVPR 2022): the delta d = x_t - x_ref against the input
+*as last propagated* is thresholded per input location; propagated locations update x_ref, the rest
+stays pending and accumulates; the output mask is the propagated input mask dilated through the kernel.
 """
 from __future__ import annotations
 
@@ -94,12 +99,58 @@ def load_learned_gates(path: str, layers: dict[str, ConvLayer]) -> dict[str, Lea
 
 
 def residual_gate(residual: torch.Tensor, conv: ConvLayer, config: GateConfig,
-                  learned: LearnedGate | None = None) -> torch.Tensor:
-    """Boolean (N,1,Ho,Wo) map of output locations to recompute, from the input residual."""
+                  learned: LearnedGate | None = None, threshold: float | None = None) -> torch.Tensor:
+    """Boolean (N,1,Ho,Wo) map of output locations to recompute, from the input residual. `threshold` is
+    the layer's effective one (see effective_threshold); None reads config.threshold as absolute."""
     if learned is not None:
         return block_union(learned.logits(residual, conv) > 0, config.block)
     pooled = receptive_mean(residual.abs().mean(dim=1, keepdim=True), conv)
     if config.kind == "output-norm":
         # mean|W| x mean|r| over the receptive field: an upper-bound proxy of the output change.
         pooled = pooled * conv.weight.abs().mean()
-    return block_union(pooled >= config.threshold, config.block)
+    return block_union(pooled >= (config.threshold if threshold is None else threshold), config.block)
+
+
+def activation_scale(x: torch.Tensor, conv: ConvLayer, config: GateConfig) -> float:
+    """The scale a relative epsilon is a fraction of: mean |x| of the layer's input, times mean |W| for
+    the output-norm gate (whose statistic is an output-change proxy: the same factor on both sides)."""
+    scale = float(x.detach().abs().mean())
+    return scale * float(conv.weight.detach().abs().mean()) if config.kind == "output-norm" else scale
+
+
+def effective_threshold(x: torch.Tensor, conv: ConvLayer, config: GateConfig) -> tuple[float, float]:
+    """(scale, threshold) of a layer from its input `x` on a dense frame: epsilon times the layer's own
+    activation scale in relative mode, epsilon itself in absolute mode (scale still recorded)."""
+    scale = activation_scale(x, conv, config)
+    return scale, config.threshold * scale if config.relative else config.threshold
+
+
+@dataclass(frozen=True)
+class DeltaStep:
+    """One frame of an accumulated-delta layer, at input resolution."""
+    propagated: torch.Tensor   # d masked to the propagated locations (what the layer convolves)
+    in_mask: torch.Tensor      # bool (N,1,H,W): input locations propagated
+    reference: torch.Tensor    # the new x_ref: x where propagated, the old reference elsewhere
+
+
+def delta_step(x: torch.Tensor, reference: torch.Tensor, threshold: float) -> DeltaStep:
+    """Threshold the accumulated delta d = x - x_ref per input location on its channel-mean |d| (the
+    norm Skip-Conv's input-norm gate uses, so the two semantics differ only in their reference; DeltaCNN's
+    kernels take the max over channels, which propagates more). x_ref moves to x only where propagated,
+    so the pending delta x - x_ref carries every change not yet sent, however slowly it grew."""
+    delta = x - reference
+    in_mask = delta.abs().mean(dim=1, keepdim=True) >= threshold
+    return DeltaStep(delta * in_mask, in_mask, torch.where(in_mask, x, reference))
+
+
+def dilate_mask(in_mask: torch.Tensor, conv: ConvLayer) -> torch.Tensor:
+    """Output locations a set of input locations reaches through the conv's kernel (its stride, padding,
+    dilation; scattered likewise for a transposed conv): bool (N,1,Ho,Wo)."""
+    ones = in_mask.new_ones((1, 1, *conv.kernel_size), dtype=torch.float32)
+    m = in_mask.float()
+    if isinstance(conv, nn.ConvTranspose2d):
+        reach = F.conv_transpose2d(m, ones, stride=conv.stride, padding=conv.padding,
+                                   output_padding=conv.output_padding, dilation=conv.dilation)
+    else:
+        reach = F.conv2d(m, ones, stride=conv.stride, padding=conv.padding, dilation=conv.dilation)
+    return reach > 0

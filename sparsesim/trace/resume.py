@@ -33,7 +33,7 @@ from . import manifest as manifest_
 from .format import MASK_SCHEMA, LayerInfo, _process_alive
 
 # Files carried from an interrupted trace into the partial that continues it (masks come chunk by chunk).
-STATIC_FILES = ("layers.parquet", "graph.json", "channels.parquet")
+STATIC_FILES = ("layers.parquet", "graph.json", "channels.parquet", "thresholds.parquet")
 
 
 @dataclass(frozen=True)

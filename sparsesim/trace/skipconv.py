@@ -1,8 +1,10 @@
 """Skip-Convolution layers: instrument a model so that its conv layers compute only where gated.
 
-Every Conv2d / ConvTranspose2d is replaced by a `SkipConv` that keeps the previous input x_{t-1} and
-output z_{t-1} and really computes z_t = z_{t-1} + g * (W * (x_t - x_{t-1})): the recorded masks are
-the ones that produced the output.
+Every Conv2d / ConvTranspose2d is replaced by a `SkipConv` that keeps a reference input and output and
+really computes the gated output, so the recorded masks are the ones that produced it:
+- skip-conv semantics: the reference is the previous input x_{t-1}, z_t = z_{t-1} + g * (W * (x_t - x_{t-1}));
+- delta semantics (--gate delta): the reference x_ref is the input as last propagated, z_t = z_ref + W * d_p
+  with d_p the accumulated delta x_t - x_ref at the propagated locations (gates.delta_step).
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_leaves
 
 from ..errors import OptionError, SparsesimError
-from .gates import ConvLayer, GateConfig, LearnedGate, load_learned_gates, residual_gate
+from .gates import (ConvLayer, GateConfig, LearnedGate, block_union, delta_step, dilate_mask,
+                    effective_threshold, load_learned_gates, residual_gate)
 from .format import LayerInfo
 
 _SOURCE = "_sparsesim_source"  # attribute tagging tensors with the layers they derive from
@@ -32,8 +35,10 @@ class ConvState:
     """A gated layer's temporal state, kept off nn.Module (whose __setattr__ is slow per frame)."""
     gating: bool = True            # False: plain dense conv, state untouched (the quality check)
     dense_step: bool = True        # this step is a reset: compute densely and restart the state
-    prev_input: torch.Tensor | None = None
-    prev_output: torch.Tensor | None = None
+    prev_input: torch.Tensor | None = None    # the reference input (delta semantics: as last propagated)
+    prev_output: torch.Tensor | None = None   # the reference output
+    scale: float = math.nan          # activation scale on the last dense frame (gates.activation_scale)
+    threshold: float = math.nan      # the effective threshold it set (epsilon x scale when relative)
     mask: torch.Tensor | None = None   # the gate used at the current step
     calls: int = 0
     in_shape: tuple[int, ...] = ()
@@ -66,17 +71,36 @@ class SkipConv(nn.Module):
             raise SparsesimError(f"layer {self.name} ran twice in one frame: a gated layer needs "
                                  "one call per frame to keep its temporal state")
         if s.dense_step or s.prev_input is None or s.prev_input.shape != x.shape:
-            out = self.conv(x)
-            s.mask = torch.ones((x.shape[0], 1, *out.shape[-2:]), dtype=torch.bool, device=x.device)
+            out, s.mask, reference = self._dense(x)
         else:
-            residual = x - s.prev_input
-            s.mask = residual_gate(residual, self.conv, self.config, self.learned)
-            out = self._gated_update(s.prev_output, s.mask, residual)
+            out, s.mask, reference = self._STEPS[self.config.semantics](self, x)
         if self.channel_mask is not None:  # pruned channels are never computed: they stay zero
             out = out * self.channel_mask.to(out)
-        s.prev_input, s.prev_output = x, out
+        s.prev_input, s.prev_output = reference, out
         s.in_shape, s.out_shape = tuple(x.shape), tuple(out.shape)
         return out
+
+    def _dense(self, x: torch.Tensor):
+        """A reset: compute everything, restart the reference, and set the threshold from this input."""
+        out = self.conv(x)
+        self.state.scale, self.state.threshold = effective_threshold(x, self.conv, self.config)
+        return out, torch.ones((x.shape[0], 1, *out.shape[-2:]), dtype=torch.bool, device=x.device), x
+
+    def _skip_step(self, x: torch.Tensor):
+        s = self.state
+        residual = x - s.prev_input
+        mask = residual_gate(residual, self.conv, self.config, self.learned, s.threshold)
+        return self._gated_update(s.prev_output, mask, residual), mask, x
+
+    def _delta_step(self, x: torch.Tensor):
+        s = self.state
+        step = delta_step(x, s.prev_input, s.threshold)
+        mask = block_union(dilate_mask(step.in_mask, self.conv), self.config.block)
+        # W * d_p is exactly zero outside the dilated mask: computing it whole changes no value
+        out = s.prev_output + self._conv_no_bias(step.propagated) if step.in_mask.any() else s.prev_output
+        return out, mask, step.reference
+
+    _STEPS = {"skip-conv": _skip_step, "delta": _delta_step}   # by GateConfig.semantics
 
     def _gated_update(self, prev: torch.Tensor, mask: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         """z_{t-1} + g * (W * r), with the two uniform masks taken as shortcuts (same result)."""
@@ -254,6 +278,10 @@ class GatedModel:
             return layer.state.mask[0, 0]
         h, w = layer.state.mask.shape[-2:]
         return F.adaptive_max_pool2d(region.float(), (h, w))[0, 0] > 0
+
+    def thresholds(self, order: list[SkipConv]) -> list[tuple[float, float]]:
+        """(activation scale, effective threshold) of the given layers, as their last dense frame set them."""
+        return [(layer.state.scale, layer.state.threshold) for layer in order]
 
     def reference_bytes(self) -> int:
         """Memory of the reference buffers (previous input and output of every gated layer)."""

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from .. import __version__
 from ..errors import SparsesimError, TraceError, require
 from . import ground_truth, models, video
-from .gate_config import GateConfig
+from .gate_config import GateConfig, comparable_gate
 from .preprocess import Preprocess
 from .skipconv import GatedModel, psnr, record_dataflow
 from .format import TraceWriter, existing_identity, read_meta
@@ -52,6 +52,8 @@ class TraceOptions:
     handle_signals: bool = True       # Ctrl-C/SIGTERM close the trace as incomplete (main thread only)
     ground_truth: bool = False        # score outputs against real frames by the model's task (ground_truth.py)
     vfi_eval: bool = False            # the same, for frame interpolation only: frames 2k, 2k+2 -> real 2k+1
+    target_psnr: float | None = None  # search the largest threshold keeping this PSNR first (target.py)
+    calibration_frames: int = 12      # decoded frames the search traces
 
     def validate(self) -> None:
         require(self.frames is None or self.frames >= 1, "frames", f"must be >= 1, got {self.frames}")
@@ -60,6 +62,10 @@ class TraceOptions:
                 f"must be >= 0 (0 = off), got {self.quality_every}")
         require(self.chunk_frames >= 1, "chunk_frames", f"must be >= 1, got {self.chunk_frames}")
         require(all(step >= 0 for step in self.reset_at), "reset_at", f"steps must be >= 0, got {self.reset_at}")
+        require(self.target_psnr is None or (math.isfinite(self.target_psnr) and self.target_psnr > 0), "target_psnr",
+                f"must be a finite number of dB > 0, got {self.target_psnr}")
+        require(self.calibration_frames >= 3, "calibration_frames",
+                f"must be >= 3 (a dense first step and gated ones), got {self.calibration_frames}")
         require(not (self.size and self.preprocess.input_size), ("size", "preprocess.input_size"),
                 "give {size} or {preprocess.input_size}, not both")
         if self.gate.checkpoint and not Path(self.gate.checkpoint).is_file():
@@ -154,9 +160,11 @@ def identity(info: video.VideoInfo, loaded: models.LoadedModel, options: TraceOp
 
 def same_trace(found: dict, ident: dict) -> bool:
     """Identities match; gate settings a trace predates count as their defaults (adding a setting to
-    sparsesim must not make every recorded trace 'different')."""
-    gate = {**asdict(GateConfig()), **found.get("gate", {})}
-    return {**found, "gate": gate} == ident
+    sparsesim must not make every recorded trace 'different'), except those whose default changed when
+    they came: a trace without `threshold_mode` was traced with absolute thresholds and no cut detection
+    (gate_config.comparable_gate)."""
+    return ({**found, "gate": comparable_gate(found.get("gate", {}))} ==
+            {**ident, "gate": comparable_gate(ident.get("gate", {}))})
 
 
 def software() -> dict:
@@ -175,6 +183,11 @@ def trace_video(options: TraceOptions, loaded: models.LoadedModel | None = None,
         loaded = models.load(options.model, options.checkpoint, options.device, options.preprocess)
     else:
         loaded = replace(loaded, module=copy.deepcopy(loaded.module))
+    calibration = None
+    if options.target_psnr is not None:
+        from .target import calibrate
+        calibration = calibrate(options, loaded, options.target_psnr, options.calibration_frames)
+        options = replace(options, gate=replace(options.gate, threshold=calibration.chosen.eps))
     spec = loaded.spec
     protocol = ground_truth.resolve(spec, options.ground_truth, options.vfi_eval)  # before anything is written
     size = options.size or (spec.preprocess and spec.preprocess.input_size) or (info.width, info.height)
@@ -200,10 +213,11 @@ def trace_video(options: TraceOptions, loaded: models.LoadedModel | None = None,
                   "weights_sha256": loaded.weights_sha256, "frames_per_step": spec.frames_per_step,
                   "pad_multiple": spec.pad_multiple, "device": options.device,
                   **({"preprocess": spec.preprocess.record()} if spec.preprocess else {})},
-        "gate": {**asdict(options.gate), "label": options.gate.label},
+        "gate": {**asdict(options.gate), "label": options.gate.label, "semantics": options.gate.semantics},
         "quality": {"every": every, "metric": "psnr_db", "peak": spec.output_peak,
                     "of": "gated vs dense primary output of the same model", "output": spec.output_name},
         **({"ground_truth": protocol.record()} if protocol.task else {}),
+        **({"calibration": calibration.record()} if calibration else {}),
         "software": software(),
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -246,22 +260,29 @@ def _run(writer: TraceWriter, loaded: models.LoadedModel, options: TraceOptions,
     (and the real frame its output is scored against, with ground truth)."""
     spec = loaded.spec
     model = GatedModel.wrap(loaded.module, options.gate)
+    cuts = CutDetector(options.gate.cut_threshold, size)
     order = []
-    first = step = writer.frames_recorded
+    first = writer.frames_recorded
+    warm = 1 if first else 0   # a resumed run decodes the step before its first: the cut detector needs it
+    step = first - warm
     forced = {first: "resume"} if first else {}
     forced.update((s, "resume") for s in options.reset_at)
     bar = tqdm(total=steps_expected or None, initial=first, unit="frame", desc=f"trace {spec.name}",
                disable=not options.progress, dynamic_ncols=True)
-    # Step s reads decoded frames s*stride onwards: a resumed run decodes from its first step's first frame
-    # (the frame before it, for frame pairs), so its windows are what the uninterrupted run had.
-    skip = first * protocol.stride
+    # Step s reads decoded frames s*stride onwards: a resumed run decodes from the first frame of the step
+    # before its first one, so its windows (and input changes) are what the uninterrupted run had.
+    skip = step * protocol.stride
     count = options.frames - skip if options.frames is not None else None
     decoded = (frame_tensor(f, options.device)
                for f in video.frames(path, options.start + skip, count, size, declared))
     with bar:
         for item in protocol.steps(decoded, spec):
             inputs = [pad_to(x, spec.pad_multiple) for x in item.inputs]
-            reason = model.begin_step(step, forced.get(step, ""))
+            energy = cuts.energy(inputs)
+            if step < first:  # the step before a resumed one: decoded only for its input change (cuts)
+                step += 1
+                continue
+            reason = model.begin_step(step, forced.get(step) or ("cut" if cuts.is_cut(energy) else ""))
             if step == first:
                 order, output = _first_step(writer, model, spec, options, inputs, step)
             else:
@@ -272,12 +293,14 @@ def _run(writer: TraceWriter, loaded: models.LoadedModel, options: TraceOptions,
             dense = _dense(model, spec, inputs) if checked or protocol.columns else None
             row = {"source_frame": options.start + skip + item.offset, "reset": bool(reason), "reset_reason": reason,
                    "psnr_db": _quality(spec, inputs, output, dense, size) if checked else math.nan,
-                   "reference_bytes": model.reference_bytes()}
+                   "reference_bytes": model.reference_bytes(), "input_mse": energy}
             if protocol.columns:
                 if item.reference_offset is not None:
                     row["reference_frame"] = options.start + skip + item.reference_offset
                 row.update(protocol.score(output, dense, item.reference, spec))
             row["active_mean"] = float(np.mean([m.mean() for m in masks]))
+            if reason and options.gate.relative:  # a dense frame set each layer's threshold anew
+                writer.add_thresholds(step, model.thresholds(order))
             writer.add_frame(step, masks, row)
             step += 1
             bar.update()
@@ -306,6 +329,28 @@ def _first_step(writer: TraceWriter, model: GatedModel, spec: models.ModelSpec, 
         model.begin_step(step, "resume" if step else "")  # run the first frame again, now with the channels pruned
         output = spec.run(model.module, inputs)
     return order, output
+
+
+class CutDetector:
+    """A scene cut: the model input changed by more than `threshold` (mean squared difference of each input
+    frame from the previous step's, RGB in [0, 1]; the largest over the step's frames, so a two-frame model
+    resets on both steps that straddle the cut). 0 = never."""
+
+    def __init__(self, threshold: float, size: tuple[int, int]) -> None:
+        self.threshold, self.size = threshold, size
+        self.previous: list[torch.Tensor] | None = None
+
+    def energy(self, inputs: list[torch.Tensor]) -> float:
+        """This step's input residual energy (NaN on the first step); remembers the inputs."""
+        previous, self.previous = self.previous, inputs
+        if previous is None or [t.shape for t in previous] != [t.shape for t in inputs]:
+            return math.nan
+        w, h = self.size  # the frame without the model's padding, which would dilute the energy
+        return max(float(torch.mean((a[..., :h, :w].double() - b[..., :h, :w].double()) ** 2))
+                   for a, b in zip(inputs, previous))
+
+    def is_cut(self, energy: float) -> bool:
+        return self.threshold > 0 and energy > self.threshold   # NaN compares False
 
 
 def _prune_channels(model: GatedModel, order, graph, shuffles: dict[str, int], gate: GateConfig):

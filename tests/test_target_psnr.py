@@ -1,0 +1,72 @@
+"""Quality targets: the threshold search finds the largest epsilon that keeps a PSNR target."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from sparsesim import trace
+from sparsesim.cli import main
+from sparsesim.trace.target import Trial, largest_passing, pooled_psnr
+
+
+def test_the_search_finds_the_boundary_of_a_monotone_curve():
+    boundary = 0.0123
+    curve = lambda eps: Trial(eps, 40.0 - 10.0 * math.log10(eps / boundary), 0.0)  # noqa: E731
+    chosen, trials = largest_passing(curve, 40.0)
+    assert chosen.psnr_db >= 40.0 and boundary * 0.96 <= chosen.eps <= boundary
+    assert all(t.psnr_db < 40.0 for t in trials if t.eps > chosen.eps)
+    assert largest_passing(curve, 1e9)[0] is None
+    assert largest_passing(lambda eps: Trial(eps, 99.0, 0.0), 30.0)[0].eps == 2.0   # the cap passes: take it
+
+
+def test_pooled_psnr_is_the_psnr_of_the_mean_error():
+    assert pooled_psnr(np.array([20.0, math.inf])) == pytest.approx(20.0 + 10 * math.log10(2))
+    assert pooled_psnr(np.array([30.0, 30.0, np.nan])) == pytest.approx(30.0) and math.isinf(pooled_psnr([math.inf]))
+
+
+def graded_change(n: int, size: tuple[int, int] = (64, 48)):
+    """Every pixel changes each frame, by an amount growing from left to right: the error falls smoothly as
+    epsilon shrinks (a moving square would make it a step)."""
+    w, h = size
+    rng = np.random.default_rng(0)
+    frame = rng.random((h, w, 3)) * 160 + 40
+    amplitude = np.linspace(0.5, 12.0, w)[None, :, None]
+    for _ in range(n):
+        frame = np.clip(frame + amplitude * rng.standard_normal((h, w, 3)), 0, 255)
+        yield frame.astype(np.uint8)
+
+
+def test_a_handmade_model_traces_at_the_largest_epsilon_keeping_the_target(tmp_path, capsys):
+    from sparsesim.trace import video
+    src = tmp_path / "graded.mp4"
+    video.encode(src, graded_change(8))
+    target = 60.0   # nothing recomputed gives 44 dB, everything 166 dB: the search has a real range to cover
+    out = tmp_path / "t"
+    assert main(["trace", str(src), "--model", "python:own_nets:residual", "--gate", "delta", "--target-psnr",
+                 str(target), "--calibration-frames", "8", "--frames", "8", "-o", str(out), "-q"]) == 0
+    t = trace.open(out)
+    cal = t.meta["calibration"]
+    assert t.meta["gate"]["threshold"] == cal["chosen_eps"] and cal["target_psnr_db"] == target
+    gated = ~t.frames["reset"].to_numpy()
+    achieved = pooled_psnr(t.frames["psnr_db"].to_numpy()[gated])
+    assert achieved == pytest.approx(cal["chosen_psnr_db"])    # the same frames: the search's own figure
+    assert target <= achieved < target + 0.5                   # hits the target, not far above it
+    larger = [s for s in cal["search"] if s["eps"] > cal["chosen_eps"]]
+    assert larger and all(s["psnr_db"] < target for s in larger)
+
+
+@pytest.mark.parametrize("args,match", [(["--target-psnr", "400"], "no threshold reaches PSNR 400 dB on the first 4 "
+                                         "frames: the best was"),
+                                        (["--target-psnr", "-3"], "--target-psnr must be"),
+                                        (["--target-psnr", "inf"], "--target-psnr must be"),
+                                        (["--target-psnr", "30", "--gate", "none"], "needs a thresholded gate"),
+                                        (["--target-psnr", "30", "--calibration-frames", "2"], "--calibration-frames")])
+def test_bad_targets_are_one_line_errors_and_write_nothing(tmp_path, small_video, capsys, args, match):
+    out = tmp_path / "t"
+    code = main(["trace", str(small_video), "--model", "mtcnn-pnet", "--calibration-frames", "4", *args,
+                 "-o", str(out), "-q"])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and match in err and "\n" not in err and "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.iterdir())
