@@ -181,6 +181,17 @@ def validate(args: argparse.Namespace) -> int:
     return wrote(result.outputs)
 
 
+def calibrate(args: argparse.Namespace) -> int:
+    from ..measure.calibrate import CalibrateOptions, run_calibrate
+    result = run_calibrate(CalibrateOptions(device=args.device, output=args.output, base=args.base, quick=args.quick,
+                                            threads=args.threads, progress=not args.quiet))
+    for f in result.figures:
+        if f.path[0] != "calibration":
+            print(f"{'.'.join(f.path):32s} {f.value if isinstance(f.value, str) else f'{f.value:.4g}'}")
+    print(f"calibrated in {result.seconds:.0f} s")
+    return wrote(result.paths)
+
+
 def export(args: argparse.Namespace) -> int:
     from ..interop.timeloop.export import ExportOptions, run_export
     files = run_export(ExportOptions(trace=args.trace, hardware=args.hw, block=args.block, output=args.output,

@@ -241,6 +241,18 @@ def validate_args(v: argparse.ArgumentParser) -> None:
     v.add_argument("-o", "--output", metavar="DIR", help="write validation.csv, break_even.csv, metrics.json, scatter.html")
 
 
+def calibrate_args(c: argparse.ArgumentParser) -> None:
+    c.add_argument("--device", default="cpu", help="cpu or cuda")
+    c.add_argument("-o", "--output", metavar="FILE.yaml",
+                   help="the description to write or update, with FILE.conv-efficiency.csv and FILE.calibration.csv "
+                   "beside it (default: accel_models/cpu.yaml for cpu, accel_models/h200.yaml for cuda, in place)")
+    c.add_argument("--base", metavar="NAME", help="where a new FILE starts from: a hardware name or YAML path "
+                   "(default: cpu for cpu, h200 for cuda); an existing FILE is updated instead")
+    c.add_argument("--quick", action="store_true", help="a few seconds: tiny sizes and grid (a CI check, not figures to use)")
+    c.add_argument("--threads", type=int, help="torch CPU threads, pinned for the whole run (default: torch's choice)")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
 def export_args(x: argparse.ArgumentParser) -> None:
     xsub = x.add_subparsers(dest="format", required=True, parser_class=Parser)
     xt = xsub.add_parser("timeloop", formatter_class=Help,
@@ -331,6 +343,12 @@ COMMANDS: dict[str, Command] = {
                        "fused: the block list and one Triton kernel) per layer shape x block x density, after "
                        "checking each sparse result against the dense one."),
     "validate": Command("the cost model's predictions beside measured times", validate_args),
+    "calibrate": Command("measure this machine and write its hardware description", calibrate_args,
+                         "Time streaming copies per memory level, the indexed gather and scatter, the per-call "
+                         "overhead and a grid of convs (the conv's efficiency per GEMM shape), then write the "
+                         "figures into the hardware YAML (each marked 'measured by sparsesim calibrate' with the "
+                         "date, device, library versions and threads) and the conv-efficiency table beside it. "
+                         "Nothing is written until every probe has run."),
     "export": Command("write a trace's layers in other tools' formats", export_args),
     "sweep": Command("the cost model over traces x hardware x energy tables", sweep_args,
                      "Estimate every trace on every hardware (and energy table), each combination a task (on Ray "

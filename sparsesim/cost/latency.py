@@ -44,13 +44,14 @@ def latency(geo: Geometry, hw: Hardware, w: Work, block: np.ndarray | None = Non
     steps = list(np.maximum.accumulate(np.broadcast_arrays(*steps)))
     zero = np.zeros_like(steps[-1])
     indexed = kind.gather_bandwidth(hw) or moved.bandwidth
+    scattered = kind.scatter_bandwidth(hw) or indexed     # a scatter-add costs 2-3x the gather per byte on CPUs
     graphs = w.kernel is not None and w.kernel.graphs
     conv = kind.conv_choice(geo, hw, w, steps[-1], moved.bandwidth, library_conv(hw, w))
     out = dict(zip(STEPS, steps))
     out[ALGORITHM] = conv.seconds + zero
     out.update(t_mask=moved.step_bytes["mask"] / moved.bandwidth + zero,
                t_gather=moved.step_bytes["gather"] / indexed + zero,
-               t_scatter=moved.step_bytes["scatter"] / indexed + zero)
+               t_scatter=moved.step_bytes["scatter"] / scattered + zero)
     busy = out[ALGORITHM] + out["t_mask"] + out["t_gather"] + out["t_scatter"]
     issued, exposed = kind.launch_s(hw, moved.total_launches, busy, graphs, conv.extra_kernels)
     out.update(t_launch=issued + zero, t_launch_hidden=issued - exposed + zero)

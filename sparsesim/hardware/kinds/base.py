@@ -86,6 +86,11 @@ class Kind:
         """Bytes/s of the indexed gather and scatter passes; 0: as streaming."""
         return 0.0
 
+    def scatter_bandwidth(self, hw: Hardware) -> float:
+        """Bytes/s of the indexed scatter(-add) pass where it is measured apart from the gather (a
+        scatter-add reads what it adds to); by default the gather's."""
+        return self.gather_bandwidth(hw)
+
     def reduction_pass(self, hw: Hardware) -> int:
         """Reduction length per pass below the buffer when the tiling states none (0: the whole)."""
         return 0
