@@ -233,3 +233,66 @@ def test_set_figures_keeps_comments_and_adds_missing_keys():
     assert data["cpu"] == {"a": 1, "b": 5.5, "c": "t.csv"} and data["meta"] == {"date": "2026-01-01"}
     assert data["memory"] == [{"name": "dram", "kind": "dram", "bandwidth_gbps": 20},
                               {"name": "l2", "kind": "l2", "sustained_gbps": 7}]
+
+
+# --- the CPU latency model with a table -----------------------------------------------------------------
+
+def cpu_with(tmp_path, figures) -> "hardware.Hardware":
+    path = tmp_path / "cpu.yaml"
+    path.write_text(set_figures((hardware.models_dir() / "cpu.yaml").read_text(), figures))
+    return hardware.load(str(path))
+
+
+def one_conv(cin=16, cout=48, k=3, stride=1, h=64, w=64):
+    from test_cost import conv_layer
+    from sparsesim.workload import Geometry
+    pad = k // 2
+    return Geometry.from_layers(pd.DataFrame([conv_layer(cin=cin, cout=cout, k=k, stride=stride, pad=pad, h=h, w=w)]))
+
+
+def arr(v):
+    return np.array(float(v)).reshape(1, 1, 1)
+
+
+def test_the_model_runs_a_conv_at_the_tables_rate_for_its_shape(tmp_path):
+    from sparsesim.workload import dense_work
+    grid_table(tmp_path / "t.csv", rate=lambda w, m, n, k: 2.0 * w * (m / 100) ** 0.5)
+    hw = cpu_with(tmp_path, [Figure(("cpu", "conv_efficiency"), "t.csv", "test")])
+    geo = one_conv(cin=32, cout=64, k=3, h=8, w=8)           # dense: width 8, M 64 (< grid: held at M=100)
+    steps = hardware.kinds.of(hw).latency_steps(geo, hw, dense_work(geo), None)
+    flops = 2 * 64 * 64 * 288
+    assert steps[2].item() == pytest.approx(flops / (2.0 * 8 * 1e9))  # 64 channels: two whole register blocks
+    plain = hardware.load("cpu")                               # without a table: the sustained rate, as before
+    old = hardware.kinds.of(plain).latency_steps(geo, plain, dense_work(geo), None)
+    # the busiest core holds one whole 64-pixel tile, at the sustained rate per core (MAC/s)
+    assert old[2].item() == pytest.approx(64 * 64 * 288 / (plain.part.sustained_flops / 2 / plain.units))
+
+
+@pytest.mark.parametrize("cout, block", [(8, 2), (48, 4), (130, 8), (64, 16)])
+def test_with_a_table_conv_steps_never_fall_as_active_pixels_rise(tmp_path, cout, block):
+    from sparsesim.workload import sparse_work
+    grid_table(tmp_path / "t.csv", rate=lambda w, m, n, k: np.where(m > 500, 80.0, 1.0) * w / (n ** 0.5))
+    hw = cpu_with(tmp_path, [Figure(("cpu", "conv_efficiency"), "t.csv", "test")])
+    geo = one_conv(cout=cout)
+    total = (64 // block) ** 2
+    steps = []
+    for pixels in range(1, 1200, 3):
+        active = min(total, -(-pixels // (block * block)))
+        work = sparse_work(geo, arr(block), arr(active), arr(pixels), arr(total))
+        steps.append(np.array(hardware.kinds.of(hw).latency_steps(geo, hw, work, arr(block))).ravel())
+    steps = np.array(steps)
+    assert (np.diff(steps, axis=0) >= -1e-12 * steps[1:]).all()
+
+
+def test_the_scatter_is_priced_at_its_own_bandwidth(tmp_path):
+    from sparsesim.cost.latency import latency
+    from sparsesim.workload import sparse_work, traffic
+    geo = one_conv()
+    work = sparse_work(geo, arr(8), arr(20), arr(20 * 64), arr(64))
+    plain = hardware.load("cpu")
+    slow = cpu_with(tmp_path, [Figure(("cpu", "scatter_gbps"), 0.5, "test")])
+    a, b = latency(geo, plain, work, arr(8)), latency(geo, slow, work, arr(8))
+    moved = traffic(geo, slow, work)
+    assert b["t_scatter"].item() == pytest.approx(moved.step_bytes["scatter"].item() / 0.5e9)
+    assert a["t_scatter"].item() == pytest.approx(moved.step_bytes["scatter"].item() / plain.part.gather_bandwidth)
+    assert b["t_gather"].item() == a["t_gather"].item()

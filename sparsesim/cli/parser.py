@@ -214,7 +214,9 @@ def measure_args(m: argparse.ArgumentParser) -> None:
                    "kernel; --device cuda only)")
     m.add_argument("--device", default="cpu", help="cpu or cuda")
     m.add_argument("--dtype", default="fp32", help="fp32 (TF32 off on CUDA), fp16 or bf16")
-    m.add_argument("--repeat", type=int, default=15, help="timed repetitions per kernel (the median is kept)")
+    m.add_argument("--repeat", type=int, default=15, help="timed repetitions per kernel: each repetition runs one call "
+                   "of every kernel and step in turn (interleaved); the median, p10 and p90 are kept")
+    m.add_argument("--warmup", type=int, default=3, help="untimed calls of each kernel and step first")
     m.add_argument("--energy", action="store_true",
                    help="CUDA: also each kernel's energy per call from NVML's counter over a loop, idle power "
                    "subtracted (static/dynamic columns)")
@@ -236,9 +238,12 @@ def validate_args(v: argparse.ArgumentParser) -> None:
     v.add_argument("--hw", required=True, help="the hardware the measurements were taken on (e.g. cpu)")
     v.add_argument("--holdout", type=float, default=0.5, help="fraction of layer shapes held out for the errors")
     v.add_argument("--seed", type=int, default=0, help="seed of the shape split")
+    v.add_argument("--seeds", metavar="S[,S]", help="several split seeds (e.g. 0,1,2,3,4): every one reported and "
+                   "their median; the tables are the first seed's")
     v.add_argument("--calibrate", action="store_true",
                    help="fit one scale factor per kernel on the training shapes (errors stay on held-out shapes)")
-    v.add_argument("-o", "--output", metavar="DIR", help="write validation.csv, break_even.csv, metrics.json, scatter.html")
+    v.add_argument("-o", "--output", metavar="DIR", help="write validation.csv, break_even.csv, residuals.csv, "
+                   "metrics.json, scatter.html (and seeds.csv)")
 
 
 def calibrate_args(c: argparse.ArgumentParser) -> None:
