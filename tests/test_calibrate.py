@@ -30,7 +30,8 @@ def efficiency(p: Conv) -> float:
 
 
 TRUTH = Truth(copy_gbps={"l1": 300.0, "l2": 120.0, "llc": 40.0, "dram": 18.0}, gather_gbps=2.5, scatter_gbps=0.9,
-              copy_call_s=1.5e-6, conv_call_s=9e-6, launch_s=4e-6, peak_gflops=350.0, efficiency=efficiency)
+              copy_call_s=1.5e-6, conv_call_s=9e-6, launch_s=4e-6, peak_gflops=350.0, efficiency=efficiency,
+              step_s=14e-6)
 GPU_TRUTH = Truth(copy_gbps={"l2": 9000.0, "dram": 4100.0}, gather_gbps=900.0, scatter_gbps=450.0, copy_call_s=2e-6,
                   conv_call_s=5e-6, launch_s=3.2e-6, peak_gflops=60000.0, efficiency=efficiency)
 
@@ -63,7 +64,7 @@ def test_a_scripted_cpu_is_recovered(tmp_path):
     assert hw.level("buffer").bandwidth / hw.units == pytest.approx(120e9 / 2, rel=1e-3)   # per core, 2 threads
     assert hw.part.gather_bandwidth == pytest.approx(2.5e9, rel=1e-3)
     assert hw.part.scatter_bandwidth == pytest.approx(0.9e9, rel=1e-3)
-    assert hw.part.launch_s == pytest.approx(9e-6, rel=1e-3)
+    assert hw.part.launch_s == pytest.approx(14e-6, rel=1e-3)            # per step of a tiny layer
     ref = Conv(3, 1, 80, 96 * 80, 64, 64)
     assert hw.part.sustained_flops == pytest.approx(350e9 * efficiency(ref), rel=1e-3)
     conv = result.conv

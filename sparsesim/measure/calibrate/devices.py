@@ -99,7 +99,7 @@ def register(profile: Profile) -> None:
 
 
 register(Profile("cpu", "cpu", "cpu", cpu_plan, {"dram": "dram", "llc": "l2", "l2": "buffer"}, "bandwidth_gbps",
-                 "conv", "op_overhead_us", _open_cpu, Budget(target_s=0.2, min_repeat=3, max_repeat=200)))
+                 "step", "op_overhead_us", _open_cpu, Budget(target_s=0.2, min_repeat=3, max_repeat=200)))
 register(Profile("cuda", "h200", "gpu", cuda_plan, {"dram": "dram", "l2": "l2"}, "sustained_gbps",
                  "launch", "launch_us", _open_cuda, Budget(target_s=0.03, min_repeat=3, max_repeat=100, warmup=1),
                  sustained=False))

@@ -31,7 +31,26 @@ def _copy(k: TorchKernels, p: Copy):
     return lambda: dst.copy_(src)
 
 
+def _steps(k: TorchKernels):
+    """The four gather-scatter steps of `sparsesim measure` on a layer too small to do work (one channel,
+    8x8, one active 4x4 block): their time is the fixed cost of a step, what the cost model charges per
+    launch on a CPU (each step is several torch ops)."""
+    from ..kernels import ConvShape, conv_step, gather_step, make_state, reduce_step, scatter_step
+    shape = ConvShape(1, 1, 3, 1, 1, 1, 8, 8)
+    mask = torch.zeros(8, 8, dtype=torch.bool, device=k.device)
+    mask[:4, :4] = True
+    s = make_state(shape, mask, k.device, k.dtype, 0)
+
+    def run():
+        padded, corners = reduce_step(shape, s, 4)
+        tiles = gather_step(shape, padded, corners, 4)
+        scatter_step(shape, s, conv_step(shape, tiles, s.weight), corners, 4)
+    return run
+
+
 def _overhead(k: TorchKernels, p: Overhead):
+    if p.op == "step":
+        return _steps(k)
     if p.op == "conv":
         x, w = k.rand(1, 1, 1, 1), k.rand(1, 1, 1, 1)
         return lambda: F.conv2d(x, w)

@@ -29,7 +29,8 @@ class Copy:
 @dataclass(frozen=True)
 class Overhead:
     """A call that does (almost) nothing: `copy` (a 4-element copy_), `conv` (a 1x1 conv of one pixel and
-    one channel) or `launch` (`ops` back-to-back tiny ops: a GPU's launch rate)."""
+    one channel), `step` (the `ops` = 4 gather-scatter steps of a 1-channel 8x8 layer: a CPU's cost per
+    launch as the cost model counts launches) or `launch` (`ops` back-to-back tiny ops: a GPU's launch rate)."""
     op: str
     ops: int = 1
 
@@ -144,7 +145,8 @@ def _bytes(x: float) -> int:
 def cpu_plan(caches: Mapping[str, int], threads: int, quick: bool, word: int = 4) -> Plan:
     """Copies that sit in L1, L2 (per core: the working set split over `threads`), the last-level cache
     and DRAM (several times the LLC, at most 1 GiB); the indexed passes as the gather-scatter strategy
-    runs them; a tiny copy and a tiny conv for the per-call overheads."""
+    runs them; a tiny copy and a tiny conv (their fixed costs, taken off the copies and convs) and the
+    steps of a tiny layer (the cost per launch)."""
     llc = caches.get("llc", 32 * MiB)
     dram = min(max(4 * llc, 64 * MiB), 1024 * MiB) if not quick else 32 * MiB
     sizes = {"l1": caches.get("l1", 32 * 1024) * threads / 4, "l2": caches.get("l2", MiB) * threads / 4,
@@ -154,7 +156,7 @@ def cpu_plan(caches: Mapping[str, int], threads: int, quick: bool, word: int = 4
     channels, side = (16, 48) if quick else (64, 192)
     blocks = (side // 4) ** 2 // 2
     return Plan(copies=tuple(Copy(level, _bytes(size)) for level, size in sizes.items()),
-                overheads=(Overhead("copy"), Overhead("conv")),
+                overheads=(Overhead("copy"), Overhead("conv"), Overhead("step", 4)),
                 indexed=(Indexed("gather", channels, side, blocks, 4, word), Indexed("scatter", channels, side, blocks, 4, word)),
                 reference=Conv(3, 1, 24, 576, 16, 16) if quick else Conv(3, 1, 80, 96 * 80, 64, 64),
                 grid=CPU_QUICK_GRID if quick else CPU_GRID)

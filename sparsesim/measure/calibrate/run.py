@@ -157,7 +157,9 @@ def yaml_figures(prof: Profile, hw: Hardware, env: Environment, results: Mapping
         out.append(Figure((sec, f"{op}_gbps"), _rate(p, s, over), f"{stamp}: {p.tiles} {p.tile}x{p.tile} blocks of a "
                           f"{p.channels}-channel {p.side}x{p.side} map, {'read+write' if op == 'gather' else 'read+read+write'} bytes"))
     p, s = by[Overhead][prof.overhead]
-    out.append(Figure((sec, prof.overhead_key), s.median_s / p.ops * 1e6, f"{stamp}: {p.label}, median"))
+    what = {"step": "the 4 gather-scatter steps of a 1-channel 8x8 layer (one 4x4 block) / 4",
+            "launch": "64 back-to-back tiny kernels / 64"}.get(p.op, p.label)
+    out.append(Figure((sec, prof.overhead_key), s.median_s / p.ops * 1e6, f"{stamp}: {what}, median"))
     if prof.sustained:
         ref = next(p for p in results if isinstance(p, Conv))
         out.append(Figure((sec, "sustained_tflops"), _rate(ref, results[ref], over) / 1e3,
