@@ -297,3 +297,12 @@ def test_the_scatter_is_priced_at_its_own_bandwidth(tmp_path):
     assert b["t_scatter"].item() == pytest.approx(moved.step_bytes["scatter"].item() / 0.5e9)
     assert a["t_scatter"].item() == pytest.approx(moved.step_bytes["scatter"].item() / plain.part.gather_bandwidth)
     assert b["t_gather"].item() == a["t_gather"].item()
+
+
+def test_a_conv_faster_than_the_stated_peak_and_a_thread_mismatch_are_pointed_out(tmp_path):
+    fast = Truth(**{**TRUTH.__dict__, "peak_gflops": 2000.0})        # cpu.yaml states 358 GFLOP/s
+    warnings = run_calibrate(CalibrateOptions(output=str(tmp_path / "cpu.yaml"), quick=True, progress=False),
+                             fake(truth=fast, threads=1)).warnings
+    assert len(warnings) == 2 and "above peak_tflops.fp32 (358 GFLOP/s)" in warnings[0]
+    assert "1 threads on a description of 2 units" in warnings[1]
+    assert calibrate(tmp_path, quick=True).warnings == ()

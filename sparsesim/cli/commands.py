@@ -188,6 +188,8 @@ def calibrate(args: argparse.Namespace) -> int:
     for f in result.figures:
         if f.path[0] != "calibration":
             print(f"{'.'.join(f.path):32s} {f.value if isinstance(f.value, str) else f'{f.value:.4g}'}")
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"calibrated in {result.seconds:.0f} s")
     return wrote(result.paths)
 

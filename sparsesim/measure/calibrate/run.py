@@ -56,6 +56,7 @@ class Calibration:
     conv: pd.DataFrame
     figures: tuple[Figure, ...]
     seconds: float
+    warnings: tuple[str, ...] = ()
 
 
 def sidecars(yaml_path: Path) -> tuple[Path, Path]:
@@ -81,7 +82,20 @@ def run_calibrate(options: CalibrateOptions, environment: Environment | None = N
     figures = yaml_figures(prof, base, env, results, conv, target, options, now())
     hw = write(target, source.read_text(), figures, conv, probes)
     return Calibration(hw, (target, *sidecars(target)), probes, conv, tuple(figures),
-                       datetime.datetime.now().timestamp() - start)
+                       datetime.datetime.now().timestamp() - start, tuple(sanity(hw, conv, env)))
+
+
+def sanity(hw: Hardware, conv: pd.DataFrame, env: Environment) -> list[str]:
+    """What the measurement says about the figures it does not set (spec-sheet figures, set by hand)."""
+    out = []
+    fastest, peak = float(conv["gflops"].max()) * 1e9, hw.peak_flops[hw.dtype]
+    if fastest > peak:
+        out.append(f"a conv ran at {fastest / 1e9:.0f} GFLOP/s, above peak_tflops.{hw.dtype} "
+                   f"({peak / 1e9:.0f} GFLOP/s): check units, clock_ghz and peak_tflops in {hw.path}")
+    if hw.kind == "cpu" and env.threads != hw.units:
+        out.append(f"calibrated with {env.threads} threads on a description of {hw.units} units (cores): "
+                   f"the conv table's rates are those of {env.threads} threads")
+    return out
 
 
 def measure(plan: Plan, env: Environment, prof: Profile, options: CalibrateOptions) -> dict[Probe, Samples]:
