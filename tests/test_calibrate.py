@@ -64,6 +64,7 @@ def test_a_scripted_cpu_is_recovered(tmp_path):
     assert hw.level("buffer").bandwidth / hw.units == pytest.approx(120e9 / 2, rel=1e-3)   # per core, 2 threads
     assert hw.part.gather_bandwidth == pytest.approx(2.5e9, rel=1e-3)
     assert hw.part.scatter_bandwidth == pytest.approx(0.9e9, rel=1e-3)
+    assert hw.level("l2").size_bytes == 64 * MiB and hw.level("buffer").size_bytes == 2 * MiB * hw.units  # sysfs'
     assert hw.part.launch_s == pytest.approx(14e-6, rel=1e-3)            # per step of a tiny layer
     ref = Conv(3, 1, 80, 96 * 80, 64, 64)
     assert hw.part.sustained_flops == pytest.approx(350e9 * efficiency(ref), rel=1e-3)

@@ -25,6 +25,7 @@ class Environment:
     versions: Mapping[str, str]       # library -> version (torch, oneDNN or CUDA and cuDNN)
     clock: Clock
     kernels: object                   # .make(probe) -> a call that runs it
+    cache_source: str = "sysfs"       # where `caches` came from (written beside the sizes)
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,8 @@ def _open_cuda(threads: int | None, dtype: str) -> Environment:
     return Environment("cuda", props.name, {"l2": int(getattr(props, "L2_cache_size", 0)) or 40 * 2**20},
                        torch.get_num_threads(), {"torch": torch.__version__, "CUDA": torch.version.cuda or "",
                                                  "cuDNN": str(torch.backends.cudnn.version())},
-                       CudaClock(lambda: torch.cuda.Event(enable_timing=True)), TorchKernels("cuda", dtype))
+                       CudaClock(lambda: torch.cuda.Event(enable_timing=True)), TorchKernels("cuda", dtype),
+                       "torch.cuda.get_device_properties")
 
 
 PROFILES: dict[str, Profile] = {}

@@ -147,10 +147,13 @@ def cpu_plan(caches: Mapping[str, int], threads: int, quick: bool, word: int = 4
     and DRAM (several times the LLC, at most 1 GiB); the indexed passes as the gather-scatter strategy
     runs them; a tiny copy and a tiny conv (their fixed costs, taken off the copies and convs) and the
     steps of a tiny layer (the cost per launch)."""
-    llc = caches.get("llc", 32 * MiB)
+    llc, l2 = caches.get("llc", 32 * MiB), caches.get("l2", MiB)
     dram = min(max(4 * llc, 64 * MiB), 1024 * MiB) if not quick else 32 * MiB
-    sizes = {"l1": caches.get("l1", 32 * 1024) * threads / 4, "l2": caches.get("l2", MiB) * threads / 4,
-             "llc": llc / 4, "dram": dram / 2}
+    # the LLC's working set: well past the L2s, well inside the LLC (a VM may report its host's whole L3,
+    # of which it holds a share: half of it would measure DRAM)
+    llc_set = min(llc / 2, max(4 * l2 * threads, 8 * MiB))
+    sizes = {"l1": caches.get("l1", 32 * 1024) * threads / 4, "l2": l2 * threads / 4, "llc": llc_set / 2,
+             "dram": dram / 2}
     if quick:
         sizes = {k: min(v, 4 * MiB) for k, v in sizes.items()}
     channels, side = (16, 48) if quick else (64, 192)

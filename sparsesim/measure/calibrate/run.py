@@ -165,6 +165,14 @@ def yaml_figures(prof: Profile, hw: Hardware, env: Environment, results: Mapping
             out.append(Figure(("memory", yaml_level.name, prof.level_key), _rate(p, s, over) / per,
                               f"{stamp}: copy of {p.nbytes / 2**20:.3g} MiB, read+write bytes" +
                               ("" if per == 1 else f", per core ({per} threads)")))
+    for level, size in env.caches.items():      # the sizes the probes were sized from: sysfs, the GPU's properties
+        yaml_level = hw.level(prof.level_kinds[level]) if level in prof.level_kinds else None
+        if yaml_level is not None:
+            per = 1 if yaml_level.shared else hw.units
+            if round(yaml_level.size_bytes / per / 1024) != size // 1024:
+                out.append(Figure(("memory", yaml_level.name, "size_kib"), size // 1024,
+                                  f"[{env.cache_source}] read by sparsesim calibrate {when:%Y-%m-%d}" +
+                                  ("" if per == 1 else ", per core")))
     sec = prof.section
     for op in ("gather", "scatter"):
         p, s = by[Indexed][op]
