@@ -31,7 +31,7 @@ def efficiency(p: Conv) -> float:
 
 TRUTH = Truth(copy_gbps={"l1": 300.0, "l2": 120.0, "llc": 40.0, "dram": 18.0}, gather_gbps=2.5, scatter_gbps=0.9,
               copy_call_s=1.5e-6, conv_call_s=9e-6, launch_s=4e-6, peak_gflops=350.0, efficiency=efficiency,
-              step_s=14e-6)
+              step_s=14e-6, mask_gbps=6.0, by_block=lambda b: (b / 8) ** 0.3)
 GPU_TRUTH = Truth(copy_gbps={"l2": 9000.0, "dram": 4100.0}, gather_gbps=900.0, scatter_gbps=450.0, copy_call_s=2e-6,
                   conv_call_s=5e-6, launch_s=3.2e-6, peak_gflops=60000.0, efficiency=efficiency)
 
@@ -64,6 +64,13 @@ def test_a_scripted_cpu_is_recovered(tmp_path):
     assert hw.level("buffer").bandwidth / hw.units == pytest.approx(120e9 / 2, rel=1e-3)   # per core, 2 threads
     assert hw.part.gather_bandwidth == pytest.approx(2.5e9, rel=1e-3)
     assert hw.part.scatter_bandwidth == pytest.approx(0.9e9, rel=1e-3)
+    assert hw.part.mask_bandwidth == pytest.approx(6e9, rel=1e-3)
+    kind = hardware.kinds.of(hw)                                          # per block, interpolated in log B
+    for b in (2, 4, 8, 16, 32):
+        assert kind.gather_bandwidth(hw, b) == pytest.approx(2.5e9 * (b / 8) ** 0.3, rel=1e-3)
+        assert kind.scatter_bandwidth(hw, b) == pytest.approx(0.9e9 * (b / 8) ** 0.3, rel=1e-3)
+    assert kind.gather_bandwidth(hw, np.array([64.0, 1.0, 5.65685])) == pytest.approx(
+        [2.5e9 * 4 ** 0.3, 2.5e9 * 0.25 ** 0.3, 2.5e9 * (4 * 2 ** 0.5 / 8) ** 0.3], rel=1e-3)   # held at the ends
     assert hw.level("l2").size_bytes == 64 * MiB and hw.level("buffer").size_bytes == 2 * MiB * hw.units  # sysfs'
     assert hw.part.launch_s == pytest.approx(14e-6, rel=1e-3)            # per step of a tiny layer
     ref = Conv(3, 1, 80, 96 * 80, 64, 64)
@@ -89,7 +96,7 @@ def test_every_figure_is_marked_with_date_device_versions_and_threads(tmp_path):
     calibrate(tmp_path)
     text = (tmp_path / "cpu.yaml").read_text()
     measured = [line for line in text.splitlines() if "# measured by sparsesim calibrate" in line]
-    assert len(measured) == 8    # 3 levels, gather, scatter, overhead, sustained, table: and only those
+    assert len(measured) == 11   # 3 levels, gather, scatter (and per block), mask, overhead, sustained, table
     for line in measured:
         assert "on fake cpu, 2 threads, torch 9.9, oneDNN 9.9" in line and "20" in line.split("calibrate ")[1][:4]
     assert "[intel-sdm] 32 zmm registers" in text and "assumption: oneDNN-like cache blocking" in text  # the rest kept
@@ -109,6 +116,7 @@ def test_the_cuda_path_with_a_scripted_clock_and_a_fake_gpu(tmp_path):
     assert hw.part.launch_s == pytest.approx(3.2e-6, rel=1e-3)           # 64 back-to-back launches / 64
     assert hw.part.gather_bandwidth == pytest.approx(900e9, rel=1e-3)
     assert hardware.kinds.of(hw).scatter_bandwidth(hw) == pytest.approx(450e9, rel=1e-3)
+    assert hardware.kinds.of(hw).mask_bandwidth(hw) == pytest.approx(1e9, rel=1e-3)     # the truth's default
     assert (tmp_path / "gpu.conv-efficiency.csv").exists() and len(result.conv) == 405
 
 
@@ -298,6 +306,10 @@ def test_the_scatter_is_priced_at_its_own_bandwidth(tmp_path):
     assert b["t_scatter"].item() == pytest.approx(moved.step_bytes["scatter"].item() / 0.5e9)
     assert a["t_scatter"].item() == pytest.approx(moved.step_bytes["scatter"].item() / plain.part.gather_bandwidth)
     assert b["t_gather"].item() == a["t_gather"].item()
+    masked = cpu_with(tmp_path, [Figure(("cpu", "mask_gbps"), 2.0, "test")])
+    c = latency(geo, masked, work, arr(8))
+    assert c["t_mask"].item() == pytest.approx(moved.step_bytes["mask"].item() / 2e9)
+    assert a["t_mask"].item() == pytest.approx(moved.step_bytes["mask"].item() / moved.bandwidth.item())
 
 
 def test_a_conv_faster_than_the_stated_peak_and_a_thread_mismatch_are_pointed_out(tmp_path):

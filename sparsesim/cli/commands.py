@@ -187,7 +187,8 @@ def calibrate(args: argparse.Namespace) -> int:
                                             threads=args.threads, progress=not args.quiet))
     for f in result.figures:
         if f.path[0] != "calibration":
-            print(f"{'.'.join(f.path):32s} {f.value if isinstance(f.value, str) else f'{f.value:.4g}'}")
+            value = f"{f.value:.4g}" if isinstance(f.value, float) else str(f.value)
+            print(f"{'.'.join(f.path):32s} {value}")
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"calibrated in {result.seconds:.0f} s")

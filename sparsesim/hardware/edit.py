@@ -22,7 +22,7 @@ COMMENT_COLUMN = 27
 class Figure:
     """`path`: (key,), (section, key) or ("memory", level name, key); `note`: its source comment."""
     path: tuple[str, ...]
-    value: float | int | str | bool
+    value: float | int | str | bool | dict
     note: str = ""
 
 

@@ -18,6 +18,9 @@ class CpuPart:
     launch_s: float            # per operator dispatch
     gather_bandwidth: float    # bytes/s of the indexed gather passes (0: as streaming)
     scatter_bandwidth: float = 0.0   # bytes/s of the indexed scatter-add passes (0: as the gather)
+    mask_bandwidth: float = 0.0      # bytes/s of the mask step, an elementwise pass and a list (0: streaming)
+    gather_by_block: tuple[tuple[float, float], ...] = ()    # (B, bytes/s) measured per block size
+    scatter_by_block: tuple[tuple[float, float], ...] = ()
     conv_table: conv_table.ConvTable | None = None   # measured rate per GEMM shape (None: sustained_flops)
 
 
@@ -31,17 +34,26 @@ class Cpu(Kind):
                        launch_s=c.get("op_overhead_us", float, positive=True) * 1e-6,
                        gather_bandwidth=c.get("gather_gbps", float, 0.0) * 1e9,
                        scatter_bandwidth=c.get("scatter_gbps", float, 0.0) * 1e9,
+                       mask_bandwidth=c.get("mask_gbps", float, 0.0) * 1e9,
+                       gather_by_block=by_block_rates(c, "gather_gbps_by_block"),
+                       scatter_by_block=by_block_rates(c, "scatter_gbps_by_block"),
                        conv_table=None if table is None else conv_table.load(
                            Path(r.path).parent / table, r.sub("tiling").get("reuse_n", int, positive=True)))
 
     def dispatch_s(self, hw, launches, graphs: bool = False):
         return launches * hw.part.launch_s   # no graph capture on a CPU: every op dispatches
 
-    def gather_bandwidth(self, hw) -> float:
-        return hw.part.gather_bandwidth
+    def gather_bandwidth(self, hw, block=None):
+        return at_block(hw.part.gather_by_block, hw.part.gather_bandwidth, block)
 
-    def scatter_bandwidth(self, hw) -> float:
-        return hw.part.scatter_bandwidth or hw.part.gather_bandwidth
+    def scatter_bandwidth(self, hw, block=None):
+        p = hw.part
+        if not (p.scatter_by_block or p.scatter_bandwidth):
+            return self.gather_bandwidth(hw, block)
+        return at_block(p.scatter_by_block, p.scatter_bandwidth, block)
+
+    def mask_bandwidth(self, hw) -> float:
+        return hw.part.mask_bandwidth
 
     def latency_steps(self, geo, hw, w, block):
         t = hw.tiling
@@ -59,6 +71,25 @@ class Cpu(Kind):
         table = f", conv efficiency per GEMM shape from {Path(hw.part.conv_table.path).name}" \
             if hw.part.conv_table is not None else ""
         return f"sustained {si(hw.part.sustained_flops, 'FLOP/s')} (measured), {hw.part.launch_s * 1e6:g} µs per op" + table
+
+
+def by_block_rates(c, key: str) -> tuple[tuple[float, float], ...]:
+    """`{B: GB/s, ...}` -> ((B, bytes/s), ...) by B; () where absent."""
+    table = c.get(key, dict, {})
+    for b, rate in table.items():
+        if not (isinstance(b, int) and b >= 1 and isinstance(rate, (int, float)) and not isinstance(rate, bool)
+                and rate > 0):
+            c.fail(key, "a mapping of block sizes (integers >= 1) to GB/s (> 0)", table)
+    return tuple(sorted((float(b), float(rate) * 1e9) for b, rate in table.items()))
+
+
+def at_block(table, default: float, block):
+    """The rate at block size `block`, interpolated in log B between the measured ones (held at the ends);
+    `default` where none were measured or the block is unknown (dense work)."""
+    if not table or block is None:
+        return default
+    blocks, rates = (np.log([t[i] for t in table]) for i in (0, 1))
+    return np.exp(np.interp(np.log(np.maximum(np.asarray(block, np.float64), 1.0)), blocks, rates))
 
 
 def table_times(geo, hw, w, lanes):

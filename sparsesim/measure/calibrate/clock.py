@@ -64,6 +64,8 @@ class Truth:
     peak_gflops: float
     efficiency: Callable[[Conv], float]      # fraction of the peak a conv's GEMM reaches
     step_s: float = 0.0                      # one gather-scatter step of a tiny layer
+    mask_gbps: float = 1.0                   # the mask step (reduction), per billed byte
+    by_block: Callable[[int], float] = lambda block: 1.0   # the indexed passes' rate at block B, relative to B=8
 
     def seconds(self, probe: Probe) -> float:
         return _COSTS[type(probe)](self, probe)
@@ -71,7 +73,8 @@ class Truth:
 
 _COSTS: dict[type, Callable[[Truth, Probe], float]] = {
     Copy: lambda t, p: t.copy_call_s + p.moved / (t.copy_gbps[p.level] * 1e9),
-    Indexed: lambda t, p: t.copy_call_s + p.moved / ((t.gather_gbps if p.op == "gather" else t.scatter_gbps) * 1e9),
+    Indexed: lambda t, p: t.copy_call_s + p.moved / ({"gather": t.gather_gbps, "scatter": t.scatter_gbps,
+                                                      "reduce": t.mask_gbps}[p.op] * t.by_block(p.block) * 1e9),
     Overhead: lambda t, p: {"copy": t.copy_call_s, "conv": t.conv_call_s, "launch": t.launch_s * p.ops,
                             "step": t.step_s * p.ops}[p.op],
     Conv: lambda t, p: t.conv_call_s + p.flops / (t.peak_gflops * 1e9 * t.efficiency(p)),

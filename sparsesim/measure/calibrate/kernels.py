@@ -65,20 +65,32 @@ def _overhead(k: TorchKernels, p: Overhead):
 
 
 def _corners(k: TorchKernels, p: Indexed) -> torch.Tensor:
-    grid = p.side // p.tile
+    grid = p.side // p.block
     chosen = torch.randperm(grid * grid, generator=k.gen)[:p.tiles]
-    return (torch.stack([chosen // grid, chosen % grid], 1) * p.tile).to(k.device)
+    return (torch.stack([chosen // grid, chosen % grid], 1) * p.block).to(k.device)
+
+
+def _reduce(k: TorchKernels, p: Indexed):
+    from ..kernels import ConvShape, make_state, reduce_step
+    shape = ConvShape(p.channels, p.channels, 3, 1, 1, 1, p.side, p.side)
+    mask = torch.zeros(p.side, p.side, dtype=torch.bool)
+    for r, c in _corners(k, p).cpu().tolist():
+        mask[r:r + p.block, c:c + p.block] = True
+    s = make_state(shape, mask, k.device, k.dtype, 0)
+    return lambda: reduce_step(shape, s, p.block)                     # as measure.kernels.reduce_step
 
 
 def _indexed(k: TorchKernels, p: Indexed):
+    if p.op == "reduce":
+        return _reduce(k, p)
     corners = _corners(k, p)
-    offsets = torch.arange(p.tile, device=k.device)
+    offsets = torch.arange(p.window, device=k.device)
     rows = (corners[:, 0:1] + offsets)[:, :, None]
     cols = (corners[:, 1:2] + offsets)[:, None, :]
-    grid = k.rand(p.channels, p.side, p.side)
+    grid = k.rand(p.channels, p.side + p.window - p.block, p.side + p.window - p.block)   # halo'd, as the residual
     if p.op == "gather":
         return lambda: grid[:, rows, cols].permute(1, 0, 2, 3)        # as measure.kernels.gather_step
-    update = k.rand(p.tiles, p.channels, p.tile, p.tile)
+    update = k.rand(p.tiles, p.channels, p.block, p.block)
 
     def scatter():
         grid[:, rows, cols] += update.permute(1, 0, 2, 3)               # as measure.kernels.scatter_step

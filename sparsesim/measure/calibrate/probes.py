@@ -41,23 +41,36 @@ class Overhead:
 
 @dataclass(frozen=True)
 class Indexed:
-    """The gather-scatter strategy's indexed passes on `tiles` random B x B blocks of a channels x side x
-    side map: `gather` reads (tile x tile) windows into a batch; `scatter` adds a batch into the map."""
-    op: str                  # gather | scatter
+    """The gather-scatter strategy's passes on `tiles` random B x B blocks of a channels x side x side
+    map: `gather` reads (B + halo)^2 windows (a 3x3 conv's halo: 2) into a batch; `scatter` adds a batch
+    of B x B blocks into the map; `reduce` is the mask step (the residual over the map, the block mask,
+    the active blocks' list)."""
+    op: str                  # gather | scatter | reduce
     channels: int
     side: int
     tiles: int
-    tile: int
+    block: int
     word: int = 4
 
     @property
+    def window(self) -> int:
+        return self.block + 2 if self.op == "gather" else self.block
+
+    @property
     def moved(self) -> int:
-        # gather: read the windows, write the batch; scatter-add: read the batch and the map's windows, write them
-        return (2 if self.op == "gather" else 3) * self.channels * self.tiles * self.tile ** 2 * self.word
+        """The bytes the cost model bills the step (sparsesim.workload.strategies, residual masks), so that
+        its time for them is the kernel's: the gather reads the x_t and x_{t-1} tiles and writes the
+        gathered one (3 words per tile element; the measured kernel reads the residual its reduce step
+        formed, 2), the scatter-add reads the update and the state and writes the output (3); the reduction
+        reads x_t and x_{t-1} whole and writes the bitmask and the index list."""
+        if self.op == "reduce":
+            blocks = (self.side // self.block) ** 2
+            return 2 * self.channels * self.side ** 2 * self.word + math.ceil(blocks / 8) + 4 * self.tiles
+        return 3 * self.channels * self.tiles * self.window ** 2 * self.word
 
     @property
     def label(self) -> str:
-        return self.op
+        return f"{self.op} B={self.block}"
 
 
 @dataclass(frozen=True)
@@ -138,6 +151,18 @@ CUDA_GRID = Grid(((1, 1), (3, 1), (3, 2)), (4, 8, 16, 32, 128), (4096, 32768, 26
 CUDA_QUICK_GRID = Grid(((1, 1), (3, 1)), (8, 32), (1024, 16384), (32, 128), (32, 128))
 
 
+BLOCKS = (2, 4, 8, 16, 32)
+FIGURE_BLOCK = 8          # the block whose rates are the plain gather_gbps / scatter_gbps / mask_gbps
+
+
+def indexed_probes(channels: int, side: int, blocks, word: int) -> tuple[Indexed, ...]:
+    """Gather and scatter at every block size (half the blocks active, at least two), the reduction at
+    FIGURE_BLOCK."""
+    active = lambda b: max(2, (side // b) ** 2 // 2)  # noqa: E731
+    return (*(Indexed(op, channels, side, active(b), b, word) for b in blocks for op in ("gather", "scatter")),
+            Indexed("reduce", channels, side, active(FIGURE_BLOCK), FIGURE_BLOCK, word))
+
+
 def _bytes(x: float) -> int:
     return max(4096, int(x) // 4096 * 4096)
 
@@ -156,11 +181,12 @@ def cpu_plan(caches: Mapping[str, int], threads: int, quick: bool, word: int = 4
              "dram": dram / 2}
     if quick:
         sizes = {k: min(v, 4 * MiB) for k, v in sizes.items()}
-    channels, side = (16, 48) if quick else (64, 192)
-    blocks = (side // 4) ** 2 // 2
+    # a layer of the size the kernels are measured on (64 channels at 64 x 64: 1 MiB, cache-resident; a map
+    # of 9 MiB halves the figures), every block size: the indexed passes' rate per byte grows with the
+    # block (longer rows per index), which is what ranks block sizes
     return Plan(copies=tuple(Copy(level, _bytes(size)) for level, size in sizes.items()),
                 overheads=(Overhead("copy"), Overhead("conv"), Overhead("step", 4)),
-                indexed=(Indexed("gather", channels, side, blocks, 4, word), Indexed("scatter", channels, side, blocks, 4, word)),
+                indexed=indexed_probes(16 if quick else 64, 32 if quick else 64, (2, 8) if quick else BLOCKS, word),
                 reference=Conv(3, 1, 24, 576, 16, 16) if quick else Conv(3, 1, 80, 96 * 80, 64, 64),
                 grid=CPU_QUICK_GRID if quick else CPU_GRID)
 
@@ -170,10 +196,8 @@ def cuda_plan(caches: Mapping[str, int], threads: int, quick: bool, word: int = 
     rate of back-to-back tiny kernels."""
     l2 = caches.get("l2", 40 * MiB)
     sizes = {"l2": l2 / 4, "dram": (8 * l2 if not quick else 2 * l2) / 2}
-    channels, side = (64, 256) if quick else (256, 512)
-    blocks = (side // 4) ** 2 // 2
     return Plan(copies=tuple(Copy(level, _bytes(size)) for level, size in sizes.items()),
                 overheads=(Overhead("copy"), Overhead("launch", 64)),
-                indexed=(Indexed("gather", channels, side, blocks, 4, word), Indexed("scatter", channels, side, blocks, 4, word)),
+                indexed=indexed_probes(64 if quick else 128, 256 if quick else 512, (2, 8) if quick else BLOCKS, word),
                 reference=Conv(3, 1, 64, 64 * 64, 128, 128) if quick else Conv(3, 1, 128, 128 * 128 * 8, 256, 256),
                 grid=CUDA_QUICK_GRID if quick else CUDA_GRID)

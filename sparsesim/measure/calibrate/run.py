@@ -25,7 +25,7 @@ from ...hardware.edit import Figure, set_figures
 from ...hardware.spec import Hardware
 from .clock import Samples, sample
 from .devices import Environment, Profile, budget, profile
-from .probes import WORD, Conv, Copy, Indexed, Overhead, Plan, Probe
+from .probes import FIGURE_BLOCK, WORD, Conv, Copy, Indexed, Overhead, Plan, Probe
 
 MARK = "measured by sparsesim calibrate"
 
@@ -156,7 +156,8 @@ def yaml_figures(prof: Profile, hw: Hardware, env: Environment, results: Mapping
         (" (--quick: a CI check, not for use)" if options.quick else "")
     by = {type(p): {} for p in results}
     for p, s in results.items():
-        by[type(p)][getattr(p, "level", None) or getattr(p, "op", None) or p] = (p, s)
+        key = (p.op, p.block) if isinstance(p, Indexed) else getattr(p, "level", None) or getattr(p, "op", None) or p
+        by[type(p)][key] = (p, s)
     out = []
     for level, (p, s) in by.get(Copy, {}).items():
         yaml_level = hw.level(prof.level_kinds[level]) if level in prof.level_kinds else None
@@ -174,10 +175,14 @@ def yaml_figures(prof: Profile, hw: Hardware, env: Environment, results: Mapping
                                   f"[{env.cache_source}] read by sparsesim calibrate {when:%Y-%m-%d}" +
                                   ("" if per == 1 else ", per core")))
     sec = prof.section
-    for op in ("gather", "scatter"):
-        p, s = by[Indexed][op]
-        out.append(Figure((sec, f"{op}_gbps"), _rate(p, s, over), f"{stamp}: {p.tiles} {p.tile}x{p.tile} blocks of a "
-                          f"{p.channels}-channel {p.side}x{p.side} map, {'read+write' if op == 'gather' else 'read+read+write'} bytes"))
+    for op, key in (("gather", "gather_gbps"), ("scatter", "scatter_gbps"), ("reduce", "mask_gbps")):
+        p, s = by[Indexed][(op, FIGURE_BLOCK)]
+        out.append(Figure((sec, key), _rate(p, s, over), f"{stamp}: {op}, {p.tiles} {p.block}x{p.block} blocks of a "
+                          f"{p.channels}-channel {p.side}x{p.side} map, per byte the cost model bills the step"))
+        rates = {b: float(f"{_rate(q, t, over):.4g}") for (o, b), (q, t) in sorted(by[Indexed].items()) if o == op}
+        if len(rates) > 1:
+            out.append(Figure((sec, f"{key}_by_block"), rates, f"{stamp}: {op} at each block size B (GB/s), "
+                              f"interpolated in log B"))
     p, s = by[Overhead][prof.overhead]
     what = {"step": "the 4 gather-scatter steps of a 1-channel 8x8 layer (one 4x4 block) / 4",
             "launch": "64 back-to-back tiny kernels / 64"}.get(p.op, p.label)
