@@ -4,7 +4,6 @@ description a new file starts from, the YAML keys its figures go to, and how to 
 scripted clock and kernels that do nothing (a fake device), so the CUDA path runs without a GPU."""
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,7 +114,3 @@ def profile(name: str) -> Profile:
 
 def budget(p: Profile, quick: bool) -> Budget:
     return QUICK if quick else p.budget
-
-
-def cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -18,7 +18,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from ...atomic import umask
-from ...errors import OptionError, SparsesimError, require
+from ...errors import SparsesimError, require
 from ...hardware import reader
 from ...hardware.conv_table import RATE
 from ...hardware.edit import Figure, set_figures
