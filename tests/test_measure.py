@@ -194,3 +194,74 @@ def test_measured_speedup_is_taken_for_the_predicted_best_kernel():
     got = attach_measured(verdicts, pd.DataFrame(rows), "h200")["measured_speedup"].to_numpy()
     # fused 1/0.25; the old table's 'sparse' is gather-scatter 1/0.5; region was not measured; h100 was not measured
     np.testing.assert_allclose(got, [4.0, 2.0, np.nan, np.nan])
+
+
+def test_groups_are_timed_interleaved_each_repetition_starting_one_later(monkeypatch):
+    ticks = iter(range(10 ** 6))
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: float(next(ticks)))
+    order = []
+    groups = {g: [lambda g=g, i=i: order.append(f"{g}{i}") for i in range(2)] for g in "abc"}
+    result = timing.time_interleaved(groups, "cpu", warmup=1, repeat=4)
+    assert order[:3] == ["a0", "b0", "c0"]                                    # warm-up, one of each
+    assert order[3:] == ["a0", "b0", "c0", "b1", "c1", "a1", "c0", "a0", "b0", "a1", "b1", "c1"]
+    assert {k: t.repeats for k, t in result.items()} == {"a": 4, "b": 4, "c": 4}
+
+
+def test_measure_interleaves_dense_and_sparse_and_records_pinned_threads(tmp_path, monkeypatch):
+    seen = []
+    real = runner.time_interleaved
+
+    def spy(groups, *args):
+        seen.append(list(groups))
+        return real(groups, *args)
+    monkeypatch.setattr(runner, "time_interleaved", spy)
+    out = tmp_path / "m.parquet"
+    assert main(["measure", "--shape", "8,8,3,1,1,16,16", "--blocks", "4", "--densities", "0.5", "--repeat", "3",
+                 "--warmup", "1", "--threads", "1", "-q", "-o", str(out)]) == 0
+    assert seen == [[("dense", "total"), ("gather-scatter", "reduce"), ("gather-scatter", "gather"),
+                     ("gather-scatter", "conv"), ("gather-scatter", "scatter"), ("gather-scatter", "e2e")]]
+    df = pd.read_parquet(out)
+    assert set(df["threads"]) == {1} and set(df["order"]) == {"interleaved"} and set(df["repeats"]) == {3}
+    assert (df["p10_s"] <= df["median_s"]).all() and (df["median_s"] <= df["p90_s"]).all()
+
+
+def noisy_table(spread: float) -> pd.DataFrame:
+    """One shape, one density, blocks 2..16: measured best is B=4; the model picks B=8, 10% slower."""
+    rows = []
+    for block, t in {2: 3.0, 4: 1.0, 8: 1.1, 16: 2.0}.items():
+        base = dict(layer="x", source="synthetic", cin=8, cout=8, k=3, stride=1, padding=1, dilation=1, in_h=16,
+                    in_w=16, out_h=16, out_w=16, block=block, density=0.5, active_blocks=1, active_pixels=16, total_blocks=4)
+        rows.append({**base, "kernel": "gather-scatter", "step": "total", "median_s": t, "p10_s": t * (1 - spread),
+                     "p90_s": t * (1 + spread), "predicted": {2: 3, 4: 2, 8: 1, 16: 4}[block]})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("spread, within", [(0.02, 0.0), (0.06, 1.0)])
+def test_best_block_within_the_noise_band(monkeypatch, spread, within):
+    m = noisy_table(spread)
+    monkeypatch.setattr(validate_mod, "predict", lambda rows, hw: rows["predicted"].to_numpy(float))
+    metrics = validate_mod.validate(m, hardware.load("cpu"), holdout=1.0).metrics
+    assert metrics["best_block_match"] == 0.0                          # strictly: B=8 is not B=4
+    assert metrics["best_block_within_noise"] == within                # 1.1 x 0.94 <= 1.0 x 1.06 only at 6%
+
+
+def test_validate_reports_every_seed_their_median_and_residuals_by_shape_class(tmp_path, capsys):
+    assert main(["validate", "traces/measurements/cpu-mtcnn.parquet", "traces/measurements/cpu-synthetic.parquet",
+                 "--hw", "cpu", "--seeds", "0,1,2,3,4", "-o", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "held-out metrics per split seed" in printed and "residuals by shape class" in printed
+    seeds = pd.read_csv(tmp_path / "seeds.csv")
+    assert list(seeds["seed"]) == ["0", "1", "2", "3", "4", "median"]
+    assert seeds.iloc[-1]["spearman_blocks"] == pytest.approx(seeds.iloc[:5]["spearman_blocks"].median())
+    one = validate_mod.validate(validate_mod.load_all(["traces/measurements/cpu-mtcnn.parquet",
+                                                       "traces/measurements/cpu-synthetic.parquet"], "cpu"),
+                                hardware.load("cpu"), seed=3)
+    assert seeds.iloc[3]["median_abs_error"] == pytest.approx(one.metrics["median_abs_error"])
+    res = pd.read_csv(tmp_path / "residuals.csv")                       # the first seed's held-out rows
+    held = pd.read_csv(tmp_path / "validation.csv").query("held_out")
+    assert set(res["class"]) == {"kernel", "cout", "k", "stride", "map", "block"}
+    assert (res.groupby("class")["rows"].sum() == len(held)).all()     # each class partitions them
+    kernel = res[res["class"] == "kernel"].set_index("value")
+    dense = held[held["kernel"] == "dense"]
+    assert kernel.loc["dense", "median_abs_error"] == pytest.approx(dense["rel_error"].abs().median())
+    assert main(["validate", "traces/measurements/cpu-mtcnn.parquet", "--hw", "cpu", "--seeds", "1,x"]) == 2

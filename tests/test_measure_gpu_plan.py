@@ -185,7 +185,8 @@ def test_gpu_run_script_runs_the_h200_plan_at_smoke_size_on_a_cpu(tmp_path):
     """benchmarks/gpu_run.sh end to end, the real plan with every shape shrunk (no fused kernel and no
     NVML on a CPU): every run writes its table, both dtypes, the plan's smallest and largest block and density."""
     out = tmp_path / "h200"
-    env = {**os.environ, "DEVICE": "cpu", "PYTHON": sys.executable, "PLAN_FLAGS": "--smoke -q --threads 1"}
+    env = {**os.environ, "DEVICE": "cpu", "PYTHON": sys.executable, "PLAN_FLAGS": "--smoke -q --threads 1",
+           "CALIBRATE_FLAGS": "--quick -q --threads 1"}
     done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_run.sh"), str(out)], env=env, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

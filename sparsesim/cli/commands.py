@@ -159,14 +159,14 @@ def measure(args: argparse.Namespace) -> int:
     import torch
 
     from ..measure.runner import MeasureOptions, run_measure
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    # pinned for the whole run and recorded in every row (`threads`): torch's choice unless told
+    torch.set_num_threads(args.threads or torch.get_num_threads())
     if args.plan:
         return measure_plan(args)
     table = run_measure(MeasureOptions(
         device=args.device, blocks=csv_ints(args.blocks, "--blocks"), densities=csv_floats(args.densities, "--densities"),
         trace=args.trace, layers=names(args.layers) or None, shapes=[shape(s) for s in args.shape],
-        dtype=args.dtype, repeat=args.repeat, kernels=names(args.kernels), energy=args.energy, energy_s=args.energy_s,
+        dtype=args.dtype, repeat=args.repeat, warmup=args.warmup, kernels=names(args.kernels), energy=args.energy, energy_s=args.energy_s,
         output=args.output, progress=not args.quiet))
     print(f"{len(table)} timings written to {args.output}")
     return 0
@@ -182,9 +182,23 @@ def validate(args: argparse.Namespace) -> int:
     from ..report.console import validation_summary
     from ..report.validation import ValidateOptions, run_validate
     result = run_validate(ValidateOptions(args.measurements, args.hw, args.holdout, args.seed, args.calibrate,
-                                          args.output))
+                                          args.output, csv_ints(args.seeds or "", "--seeds")))
     validation_summary(result.validation, args.hw)
     return wrote(result.outputs)
+
+
+def calibrate(args: argparse.Namespace) -> int:
+    from ..measure.calibrate import CalibrateOptions, run_calibrate
+    result = run_calibrate(CalibrateOptions(device=args.device, output=args.output, base=args.base, quick=args.quick,
+                                            threads=args.threads, progress=not args.quiet))
+    for f in result.figures:
+        if f.path[0] != "calibration":
+            value = f"{f.value:.4g}" if isinstance(f.value, float) else str(f.value)
+            print(f"{'.'.join(f.path):32s} {value}")
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"calibrated in {result.seconds:.0f} s")
+    return wrote(result.paths)
 
 
 def export(args: argparse.Namespace) -> int:

@@ -242,7 +242,9 @@ def measure_args(m: argparse.ArgumentParser) -> None:
                    "kernel; --device cuda only)")
     m.add_argument("--device", default="cpu", help="cpu or cuda")
     m.add_argument("--dtype", default="fp32", help="fp32 (TF32 off on CUDA), fp16 or bf16")
-    m.add_argument("--repeat", type=int, default=15, help="timed repetitions per kernel (the median is kept)")
+    m.add_argument("--repeat", type=int, default=15, help="timed repetitions per kernel: each repetition runs one call "
+                   "of every kernel and step in turn (interleaved); the median, p10 and p90 are kept")
+    m.add_argument("--warmup", type=int, default=3, help="untimed calls of each kernel and step first")
     m.add_argument("--energy", action="store_true",
                    help="CUDA: also each kernel's energy per call from NVML's counter over a loop, idle power "
                    "subtracted (static/dynamic columns)")
@@ -264,9 +266,24 @@ def validate_args(v: argparse.ArgumentParser) -> None:
     v.add_argument("--hw", required=True, help="the hardware the measurements were taken on (e.g. cpu)")
     v.add_argument("--holdout", type=float, default=0.5, help="fraction of layer shapes held out for the errors")
     v.add_argument("--seed", type=int, default=0, help="seed of the shape split")
+    v.add_argument("--seeds", metavar="S[,S]", help="several split seeds (e.g. 0,1,2,3,4): every one reported and "
+                   "their median; the tables are the first seed's")
     v.add_argument("--calibrate", action="store_true",
                    help="fit one scale factor per kernel on the training shapes (errors stay on held-out shapes)")
-    v.add_argument("-o", "--output", metavar="DIR", help="write validation.csv, break_even.csv, metrics.json, scatter.html")
+    v.add_argument("-o", "--output", metavar="DIR", help="write validation.csv, break_even.csv, residuals.csv, "
+                   "metrics.json, scatter.html (and seeds.csv)")
+
+
+def calibrate_args(c: argparse.ArgumentParser) -> None:
+    c.add_argument("--device", default="cpu", help="cpu or cuda")
+    c.add_argument("-o", "--output", metavar="FILE.yaml",
+                   help="the description to write or update, with FILE.conv-efficiency.csv and FILE.calibration.csv "
+                   "beside it (default: accel_models/cpu.yaml for cpu, accel_models/h200.yaml for cuda, in place)")
+    c.add_argument("--base", metavar="NAME", help="where a new FILE starts from: a hardware name or YAML path "
+                   "(default: cpu for cpu, h200 for cuda); an existing FILE is updated instead")
+    c.add_argument("--quick", action="store_true", help="a few seconds: tiny sizes and grid (a CI check, not figures to use)")
+    c.add_argument("--threads", type=int, help="torch CPU threads, pinned for the whole run (default: torch's choice)")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
 def export_args(x: argparse.ArgumentParser) -> None:
@@ -359,6 +376,12 @@ COMMANDS: dict[str, Command] = {
                        "fused: the block list and one Triton kernel) per layer shape x block x density, after "
                        "checking each sparse result against the dense one."),
     "validate": Command("the cost model's predictions beside measured times", validate_args),
+    "calibrate": Command("measure this machine and write its hardware description", calibrate_args,
+                         "Time streaming copies per memory level, the indexed gather and scatter, the per-call "
+                         "overhead and a grid of convs (the conv's efficiency per GEMM shape), then write the "
+                         "figures into the hardware YAML (each marked 'measured by sparsesim calibrate' with the "
+                         "date, device, library versions and threads) and the conv-efficiency table beside it. "
+                         "Nothing is written until every probe has run."),
     "export": Command("write a trace's layers in other tools' formats", export_args),
     "sweep": Command("the cost model over traces x hardware x energy tables", sweep_args,
                      "Estimate every trace on every hardware (and energy table), each combination a task (on Ray "

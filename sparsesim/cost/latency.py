@@ -43,14 +43,16 @@ def latency(geo: Geometry, hw: Hardware, w: Work, block: np.ndarray | None = Non
     steps.append(np.maximum(steps[-1], moved.kernel_bytes / moved.bandwidth))
     steps = list(np.maximum.accumulate(np.broadcast_arrays(*steps)))
     zero = np.zeros_like(steps[-1])
-    indexed = kind.gather_bandwidth(hw) or moved.bandwidth
+    indexed = _measured_or(kind.gather_bandwidth(hw, block), moved.bandwidth)
+    scattered = _measured_or(kind.scatter_bandwidth(hw, block), indexed)   # a scatter-add: 2-3x the gather per byte (CPU)
     graphs = w.kernel is not None and w.kernel.graphs
     conv = kind.conv_choice(geo, hw, w, steps[-1], moved.bandwidth, library_conv(hw, w))
     out = dict(zip(STEPS, steps))
     out[ALGORITHM] = conv.seconds + zero
-    out.update(t_mask=moved.step_bytes["mask"] / moved.bandwidth + zero,
+    masked = kind.mask_bandwidth(hw) or moved.bandwidth   # a CPU's reduction runs below its copy bandwidth
+    out.update(t_mask=moved.step_bytes["mask"] / masked + zero,
                t_gather=moved.step_bytes["gather"] / indexed + zero,
-               t_scatter=moved.step_bytes["scatter"] / indexed + zero)
+               t_scatter=moved.step_bytes["scatter"] / scattered + zero)
     busy = out[ALGORITHM] + out["t_mask"] + out["t_gather"] + out["t_scatter"]
     issued, exposed = kind.launch_s(hw, moved.total_launches, busy, graphs, conv.extra_kernels)
     out.update(t_launch=issued + zero, t_launch_hidden=issued - exposed + zero)
@@ -59,3 +61,9 @@ def latency(geo: Geometry, hw: Hardware, w: Work, block: np.ndarray | None = Non
     out["launches"] = moved.total_launches + conv.extra_kernels + zero
     out["algorithm"] = np.broadcast_to(conv.algorithm, zero.shape)
     return out
+
+
+def _measured_or(rate, fallback):
+    """A kind's measured rate (scalar or per block), `fallback` where it states none (0)."""
+    rate = np.asarray(rate, np.float64)
+    return np.where(rate > 0, rate, fallback) if rate.ndim or rate > 0 else fallback

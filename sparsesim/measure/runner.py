@@ -19,9 +19,9 @@ from ..errors import OptionError, SparsesimError, require
 from ..workload import block_map, occupancy
 from .energy import Meter
 from .kernels import ConvShape, LayerState, make_state, reference
-from .strategies import STRATEGIES, Strategy, layer_calls, time_strategy
+from .strategies import STRATEGIES, Strategy, layer_calls, timed_calls, with_total
 from .tables import DENSE, FUSED, GATHER_SCATTER
-from .timing import time_calls
+from .timing import time_interleaved
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 DEFAULT_SHAPES = (ConvShape(64, 64, 3, 1, 1, 1, 64, 64), ConvShape(32, 32, 3, 1, 1, 1, 96, 96),
@@ -85,6 +85,7 @@ class Case:
 
 def device_info(device: str, dtype: str, kernels: Sequence[str] = (), meter: Meter | None = None) -> dict:
     info = {"device": device, "dtype": dtype, "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "order": "interleaved",
             "cuda": torch.version.cuda or "", "driver": meter.driver() if meter else ""}
     if FUSED in kernels:
         import triton
@@ -189,24 +190,30 @@ EnergyProbe = Callable[[Strategy, Case, list[LayerState], dict], dict]
 
 def measure_case(case: Case, options: MeasureOptions, info: dict, sets: list[LayerState] | None = None,
                  energy: EnergyProbe | None = None) -> list[dict]:
+    """Every kernel of the case, their steps timed interleaved (one call of each per repetition, see
+    `timing.time_interleaved`), one row per kernel and step."""
     sets = input_sets(case, options) if sets is None else sets
     mask = case.mask.to(options.device)
     for s in sets:
         s.mask = mask
     states, check = sets[:-1], sets[-1]
     shape, block = case.shape, case.block
-    timer = lambda calls: time_calls(calls, options.device, options.warmup, options.repeat)  # noqa: E731
     hb, wb = block_map(case.mask.numpy()[None], block).shape[1:]
     active, active_px = (int(v[0]) for v in occupancy(case.mask.numpy()[None], block))
     base = {"layer": case.layer, "source": case.source, **asdict(shape), "out_h": shape.out_h, "out_w": shape.out_w,
             "block": block, "active_blocks": active, "total_blocks": hb * wb, "density": active / (hb * wb),
             "active_pixels": active_px, **info}
-    rows = []
+    groups = {}
     for name in options.kernels:
         strategy = STRATEGIES[name]
         if strategy.sparse:
             _check(case, strategy, check, options.dtype)
-        timings = time_strategy(strategy, shape, states, block, timer)
+        groups.update({(name, step): calls for step, calls in timed_calls(strategy, shape, states, block).items()})
+    timed = time_interleaved(groups, options.device, options.warmup, options.repeat)
+    rows = []
+    for name in options.kernels:
+        strategy = STRATEGIES[name]
+        timings = with_total(strategy, {step: t for (kernel, step), t in timed.items() if kernel == name})
         joules = energy(strategy, case, states, timings) if energy else {}
         rows += [{**base, "kernel": name, "step": step, **asdict(t), **(joules if step == "total" else {})}
                  for step, t in timings.items()]

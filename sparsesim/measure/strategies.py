@@ -105,19 +105,32 @@ register(Strategy(GATHER_SCATTER, ("reduce", "gather", "conv", "scatter"), _gs_s
 register(Strategy(FUSED, ("reduce", "conv"), _fused_stage, _fused_layer, _fused_prepare, cuda_only=True))
 
 
-def time_strategy(strategy: Strategy, shape: ConvShape, states: list[LayerState], block: int,
-                  timer: Callable[[Calls], Timing]) -> dict[str, Timing]:
-    """Step name -> timing; a sparse strategy also gets `e2e` (the layer in one call) and `total`."""
+def timed_calls(strategy: Strategy, shape: ConvShape, states: list[LayerState], block: int) -> dict[str, Calls]:
+    """Step name -> one call per input set, states prepared; a sparse strategy also gets `e2e` (the layer
+    in one call)."""
     for s in states:
         strategy.prepare(shape, s, block)
     staged = strategy.stage(shape, states, block)
-    timings = {step: timer(staged[step]) for step in strategy.steps}
+    calls = {step: staged[step] for step in strategy.steps}
     if strategy.sparse:
-        steps = list(timings.values())
-        timings["e2e"] = timer([lambda s=s: strategy.layer(shape, s, block) for s in states])
-        timings["total"] = Timing(sum(t.median_s for t in steps), sum(t.p10_s for t in steps),
-                                  sum(t.p90_s for t in steps), steps[0].repeats)
-    return timings
+        calls["e2e"] = [lambda s=s: strategy.layer(shape, s, block) for s in states]
+    return calls
+
+
+def with_total(strategy: Strategy, timings: dict[str, Timing]) -> dict[str, Timing]:
+    """A sparse strategy's timings with `total`: the sum of its steps' medians (p10 and p90 likewise)."""
+    if not strategy.sparse:
+        return timings
+    steps = [timings[step] for step in strategy.steps]
+    return {**timings, "total": Timing(sum(t.median_s for t in steps), sum(t.p10_s for t in steps),
+                                       sum(t.p90_s for t in steps), steps[0].repeats)}
+
+
+def time_strategy(strategy: Strategy, shape: ConvShape, states: list[LayerState], block: int,
+                  timer: Callable[[Calls], Timing]) -> dict[str, Timing]:
+    """Step name -> timing, one group after the other (`sparsesim measure` interleaves them instead)."""
+    calls = timed_calls(strategy, shape, states, block)
+    return with_total(strategy, {step: timer(c) for step, c in calls.items()})
 
 
 def layer_calls(strategy: Strategy, shape: ConvShape, states: list[LayerState], block: int) -> Calls:

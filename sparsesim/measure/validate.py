@@ -1,14 +1,17 @@
 """`sparsesim validate`: the cost model's prediction beside each measured kernel time.
 
 Reports relative error per row, median and p90 absolute error, the Spearman rank correlation of block
-sizes per layer, how often the predicted best block is the measured best, and predicted vs measured
-break-even density. Rows are split by layer shape: an optional calibration (one scale factor per kernel,
-fitted in log space) is fitted on the training shapes and every error is reported on held-out shapes.
+sizes per layer, how often the predicted best block is the measured best (strictly, and within the
+measured best's noise band: the two blocks' p10..p90 overlap, so the measurement cannot tell them apart),
+predicted vs measured break-even density, and the residuals by shape class (kernel, output channels,
+kernel size, stride, map size, block). Rows are split by layer shape: an optional calibration (one scale
+factor per kernel, fitted in log space) is fitted on the training shapes and every error is reported on
+held-out shapes; `validate_seeds` repeats the split for several seeds and reports each and the median.
 """
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +35,8 @@ class Validation:
     rows: pd.DataFrame          # one row per measured kernel time, with predicted_s and errors
     metrics: dict[str, float]
     break_even: pd.DataFrame    # per shape and block: measured vs predicted break-even density
+    residuals: pd.DataFrame = field(default_factory=pd.DataFrame)   # held-out errors by shape class
+    seeds: pd.DataFrame = field(default_factory=pd.DataFrame)       # one row of metrics per split seed (+ median)
 
 
 def _layers(m: pd.DataFrame) -> pd.DataFrame:
@@ -61,16 +66,48 @@ def split_by_shape(m: pd.DataFrame, holdout: float, seed: int) -> np.ndarray:
     return (unit < holdout).to_numpy()
 
 
-def _spearman_and_best(sparse: pd.DataFrame) -> tuple[float, float, int]:
-    rhos, hits, groups = [], [], 0
+def _spearman_and_best(sparse: pd.DataFrame) -> tuple[float, float, float, int]:
+    """Mean Spearman of block sizes per group, and how often the predicted best block is the measured
+    best: strictly, and within the noise band (its p10 reaches the measured best's p90; rows without a
+    spread count their median as both)."""
+    rhos, hits, near, groups = [], [], [], 0
+    low = sparse["p10_s"] if "p10_s" in sparse else sparse["median_s"]
+    high = sparse["p90_s"] if "p90_s" in sparse else sparse["median_s"]
+    sparse = sparse.assign(_low=low.fillna(sparse["median_s"]), _high=high.fillna(sparse["median_s"]))
     for _, g in sparse.groupby(GROUP):
         if g["block"].nunique() < 3:
             continue
         groups += 1
         rho = g["median_s"].rank().corr(g["predicted_s"].rank())
         rhos.append(0.0 if np.isnan(rho) else rho)
-        hits.append(g.loc[g["median_s"].idxmin(), "block"] == g.loc[g["predicted_s"].idxmin(), "block"])
-    return (float(np.mean(rhos)) if rhos else np.nan, float(np.mean(hits)) if hits else np.nan, groups)
+        best, chosen = g.loc[g["median_s"].idxmin()], g.loc[g["predicted_s"].idxmin()]
+        hits.append(best["block"] == chosen["block"])
+        near.append(best["block"] == chosen["block"] or chosen["_low"] <= best["_high"])
+    mean = lambda v: float(np.mean(v)) if v else np.nan  # noqa: E731
+    return mean(rhos), mean(hits), mean(near), groups
+
+
+SHAPE_CLASSES = {
+    "kernel": lambda r: r["kernel"],
+    "cout": lambda r: pd.cut(r["cout"], [0, 16, 32, 64, 128, np.inf], labels=["<=16", "17-32", "33-64", "65-128", ">128"]),
+    "k": lambda r: r["k"],
+    "stride": lambda r: r["stride"],
+    "map": lambda r: pd.cut(r["out_h"] * r["out_w"], [0, 256, 1024, 4096, 16384, np.inf],
+                            labels=["<=256 px", "257-1k", "1k-4k", "4k-16k", ">16k"]),
+    "block": lambda r: r["block"],
+}
+
+
+def residuals(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per shape class (each of SHAPE_CLASSES on its own): rows, median signed error (predicted / measured
+    - 1, the median taken in log space) and median absolute error: where the model runs fast or slow."""
+    out = []
+    for name, classify in SHAPE_CLASSES.items():
+        log_ratio = np.log(rows["predicted_s"] / rows["median_s"])
+        for value, g in log_ratio.groupby(classify(rows), sort=True, observed=True):   # categories in their order
+            out.append({"class": name, "value": str(value), "rows": len(g), "median_error": float(np.exp(g.median()) - 1),
+                        "median_abs_error": float((np.exp(g) - 1).abs().median())})
+    return pd.DataFrame(out, columns=["class", "value", "rows", "median_error", "median_abs_error"])
 
 
 def _crossing(density: np.ndarray, sparse: np.ndarray, dense: np.ndarray) -> float:
@@ -119,14 +156,32 @@ def validate(measurements: pd.DataFrame, hw: Hardware, holdout: float = 0.5, see
     rows["rel_error"] = rows["predicted_s"] / rows["median_s"] - 1
     test = rows[rows["held_out"]] if rows["held_out"].any() else rows
     abs_err = test["rel_error"].abs()
-    rho, best_hits, groups = _spearman_and_best(test[test["kernel"] == GATHER_SCATTER])
+    rho, best_hits, best_near, groups = _spearman_and_best(test[test["kernel"] == GATHER_SCATTER])
     be = break_even(test)
     metrics = {"rows": int(len(rows)), "held_out_rows": int(len(test)), "median_abs_error": float(abs_err.median()),
                "p90_abs_error": float(abs_err.quantile(0.9)), "spearman_blocks": rho, "best_block_match": best_hits,
+               "best_block_within_noise": best_near,
                "groups": groups, "break_even_mae": float((be["measured"] - be["predicted"]).abs().mean()) if len(be) else np.nan}
     for kernel, g in test.groupby("kernel"):
         metrics[f"median_abs_error_{kernel}"] = float(g["rel_error"].abs().median())
-    return Validation(rows=rows, metrics=metrics, break_even=be)
+    return Validation(rows=rows, metrics=metrics, break_even=be, residuals=residuals(test))
+
+
+SEED_METRICS = ("held_out_rows", "median_abs_error", "p90_abs_error", "spearman_blocks", "best_block_match",
+                "best_block_within_noise")
+
+
+def validate_seeds(measurements: pd.DataFrame, hw: Hardware, seeds: list[int], holdout: float = 0.5,
+                   calibrate: bool = False) -> Validation:
+    """`validate` once per split seed: the first seed's rows, tables and metrics, plus `seeds` (one row of
+    SEED_METRICS per seed and their median) and `metrics["median_<metric>"]` over the seeds."""
+    runs = [validate(measurements, hw, holdout, seed, calibrate) for seed in seeds]
+    table = pd.DataFrame([{"seed": str(seed), **{k: r.metrics[k] for k in SEED_METRICS}} for seed, r in zip(seeds, runs)])
+    median = {"seed": "median", **{k: float(table[k].median()) for k in SEED_METRICS}}
+    table = pd.concat([table, pd.DataFrame([median])], ignore_index=True)
+    metrics = {**runs[0].metrics, "seeds": ",".join(map(str, seeds)),
+               **{f"median_{k}": median[k] for k in SEED_METRICS if k != "held_out_rows"}}
+    return replace(runs[0], metrics=metrics, seeds=table)
 
 
 def load_measurements(path: str) -> pd.DataFrame:
@@ -146,10 +201,13 @@ def load_all(paths: list[str], hw: str | None) -> pd.DataFrame:
 
 
 def write_tables(result: Validation, out: Path) -> list[Path]:
-    """validation.csv, break_even.csv and metrics.json in `out` (created), each written atomically."""
+    """validation.csv, break_even.csv, residuals.csv, metrics.json (and seeds.csv with several seeds) in
+    `out` (created), each written atomically."""
     out.mkdir(parents=True, exist_ok=True)
-    paths = [out / "validation.csv", out / "break_even.csv", out / "metrics.json"]
-    write_atomic(paths[0], lambda tmp: result.rows.to_csv(tmp, index=False))
-    write_atomic(paths[1], lambda tmp: result.break_even.to_csv(tmp, index=False))
-    write_json(paths[2], result.metrics)
-    return paths
+    tables = {"validation.csv": result.rows, "break_even.csv": result.break_even, "residuals.csv": result.residuals}
+    if not result.seeds.empty:
+        tables["seeds.csv"] = result.seeds
+    for name, table in tables.items():
+        write_atomic(out / name, lambda tmp, t=table: t.to_csv(tmp, index=False))
+    write_json(out / "metrics.json", result.metrics)
+    return [out / name for name in tables] + [out / "metrics.json"]

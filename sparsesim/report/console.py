@@ -179,14 +179,32 @@ def verdict_table(verdicts, trace_name: str) -> None:
 def validation_summary(result, hw: str) -> None:
     from rich.table import Table
     m = result.metrics
-    table = Table(title=f"cost model ({hw}) vs measurements: {m['held_out_rows']} held-out of {m['rows']} rows")
+    console = _console()
+    percent = lambda key: "error" in key or "best_block" in key  # noqa: E731
+    table = Table(title=f"cost model ({hw}) vs measurements: {m['held_out_rows']} held-out of {m['rows']} rows"
+                  + (f", split seed {m['seeds'].split(',')[0]}" if "seeds" in m else ""))
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in m.items():
-        text = f"{value:.0%}" if "error" in key or key == "best_block_match" else (
+        text = f"{value:.0%}" if percent(key) and isinstance(value, float) else (
             f"{value:.3f}" if isinstance(value, float) else str(value))
         table.add_row(key.replace("_", " "), text)
-    _console().print(table)
+    console.print(table)
+    if not result.seeds.empty:
+        seeds = Table(title="held-out metrics per split seed")
+        for col in result.seeds.columns:
+            seeds.add_column(col.replace("_", " "), justify="right")
+        for _, r in result.seeds.iterrows():
+            seeds.add_row(*(f"{v:.0%}" if percent(k) else f"{v:.3f}" if isinstance(v, float) and k != "held_out_rows"
+                            else str(int(v)) if k == "held_out_rows" else str(v) for k, v in r.items()))
+        console.print(seeds)
+    if not result.residuals.empty:
+        res = Table(title="held-out residuals by shape class (predicted / measured - 1, medians)")
+        for col in ("class", "value", "rows", "median error", "median abs error"):
+            res.add_column(col, justify="right")
+        for _, r in result.residuals.iterrows():
+            res.add_row(r["class"], str(r["value"]), str(r["rows"]), f"{r['median_error']:+.0%}", f"{r['median_abs_error']:.0%}")
+        console.print(res)
 
 
 def simulation_summary(result, trace_name: str) -> None:

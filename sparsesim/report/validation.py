@@ -8,7 +8,7 @@ from typing import Sequence
 from .. import hardware
 from ..atomic import write_atomic
 from ..errors import require
-from ..measure.validate import Validation, load_all, validate, write_tables
+from ..measure.validate import Validation, load_all, validate, validate_seeds, write_tables
 
 
 @dataclass(frozen=True)
@@ -19,9 +19,11 @@ class ValidateOptions:
     seed: int = 0
     calibrate: bool = False
     output: str | None = None
+    seeds: Sequence[int] = ()        # several split seeds: each reported, and their median (overrides seed)
 
     def validate(self) -> None:
         require(0 < self.holdout <= 1, "holdout", f"must be in (0, 1], got {self.holdout}")
+        require(len(set(self.seeds)) == len(self.seeds), "seeds", f"must be distinct, got {list(self.seeds)}")
 
 
 @dataclass(frozen=True)
@@ -32,8 +34,9 @@ class ValidateResult:
 
 def run_validate(options: ValidateOptions) -> ValidateResult:
     options.validate()
-    result = validate(load_all(list(options.measurements), options.hardware), hardware.load(options.hardware),
-                      options.holdout, options.seed, options.calibrate)
+    measured, hw = load_all(list(options.measurements), options.hardware), hardware.load(options.hardware)
+    result = validate_seeds(measured, hw, list(options.seeds), options.holdout, options.calibrate) if options.seeds \
+        else validate(measured, hw, options.holdout, options.seed, options.calibrate)
     return ValidateResult(result, tuple(write_validation(result, Path(options.output))) if options.output else ())
 
 

@@ -82,9 +82,19 @@ class Kind:
         t = hw.tiling
         return replace(hw, tiling=replace(t, tile_n=group, reuse_n=min(t.reuse_n, group)))
 
-    def gather_bandwidth(self, hw: Hardware) -> float:
-        """Bytes/s of the indexed gather and scatter passes; 0: as streaming."""
+    def gather_bandwidth(self, hw: Hardware, block: Any = None) -> Any:
+        """Bytes/s of the indexed gather and scatter passes (at block size `block`, where a kind measured
+        them per block); 0: as streaming."""
         return 0.0
+
+    def mask_bandwidth(self, hw: Hardware) -> float:
+        """Bytes/s of the mask step (the residual reduction) where measured on its own; 0: streaming."""
+        return 0.0
+
+    def scatter_bandwidth(self, hw: Hardware, block: Any = None) -> Any:
+        """Bytes/s of the indexed scatter(-add) pass where it is measured apart from the gather (a
+        scatter-add reads what it adds to); by default the gather's."""
+        return self.gather_bandwidth(hw, block)
 
     def reduction_pass(self, hw: Hardware) -> int:
         """Reduction length per pass below the buffer when the tiling states none (0: the whole)."""

@@ -38,6 +38,8 @@ class GpuPart:
     registers_per_sm: int = 65536
     tiles: tuple[Tile, ...] = ()   # the library's threadblock shapes; () = the stated tiling alone
     algorithms: tuple[Algorithm, ...] = (Algorithm("implicit-gemm"),)   # what the library's autotuner times
+    scatter_bandwidth: float = 0.0   # bytes/s of the indexed scatter-add (0: as the gather)
+    mask_bandwidth: float = 0.0      # bytes/s of the mask step (0: streaming)
 
 
 def _tiles(g) -> tuple[Tile, ...]:
@@ -65,7 +67,8 @@ class Gpu(Kind):
                        kernel_gap_s=g.get("kernel_gap_us", float, 0.0) * 1e-6,
                        schedulers=g.get("schedulers", int, 4), max_warps_per_sm=g.get("max_warps_per_sm", int, 64),
                        registers_per_sm=g.get("registers_per_sm", int, 65536), tiles=_tiles(g),
-                       algorithms=gpu_algorithms.parse(g))
+                       algorithms=gpu_algorithms.parse(g), scatter_bandwidth=g.get("scatter_gbps", float, 0.0) * 1e9,
+                       mask_bandwidth=g.get("mask_gbps", float, 0.0) * 1e9)
         if part.tiles_per_sm > part.max_blocks_per_sm:
             g.fail("tiles_per_sm", f"at most max_blocks_per_sm ({part.max_blocks_per_sm})", part.tiles_per_sm)
         return part
@@ -107,8 +110,14 @@ class Gpu(Kind):
         names = np.array([a.name for a in algorithms])
         return ConvChoice(pick(timed.seconds), pick(timed.extra_kernels), names[best])
 
-    def gather_bandwidth(self, hw) -> float:
+    def gather_bandwidth(self, hw, block=None) -> float:
         return hw.part.gather_bandwidth
+
+    def scatter_bandwidth(self, hw, block=None) -> float:
+        return hw.part.scatter_bandwidth or hw.part.gather_bandwidth
+
+    def mask_bandwidth(self, hw) -> float:
+        return hw.part.mask_bandwidth
 
     def candidates(self, hw) -> tuple[Tile, ...]:
         t = hw.tiling
