@@ -271,3 +271,168 @@ def test_damaged_trace_files(traces, trace_baseline, rel):
             if how == "wrong length" or (after != before and not forged):
                 assert runs[-1].code != 0, f"{how} of {rel}: estimate did not notice"
     damaged()
+
+
+# ------------------------------------------------------------------------------ hardware, energy YAML
+
+import math  # noqa: E402
+
+import yaml  # noqa: E402
+
+MODELS = REPO / "accel_models"
+HARDWARE = sorted(p.name for p in MODELS.glob("*.yaml") if "timeloop:" not in p.read_text())
+ENERGY = sorted(p.name for p in (MODELS / "energy").glob("*.yaml"))
+
+
+def _paths(node, prefix=()) -> list[tuple]:
+    """Every key path of a parsed YAML document (mappings and lists), leaves and inner nodes."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    out = []
+    for key, child in items:
+        out.append(prefix + (key,))
+        out.extend(_paths(child, prefix + (key,)))
+    return out
+
+
+def _at(doc, path):
+    for key in path[:-1]:
+        doc = doc[key]
+    return doc
+
+
+NUMBER_DAMAGE = ("negative", "non-finite")
+YAML_DAMAGE = ("wrong type", "missing key", "unknown kind", *NUMBER_DAMAGE, "truncate", "flip", "alias bomb",
+               "recursive anchor", "deep nesting")
+
+
+def _bomb(key: str, depth: int) -> str:
+    """Billion laughs: `key` refers to 9**depth copies of one list, by aliases."""
+    lines = ["_b0: &b0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"_b{i}: &b{i} [{', '.join([f'*b{i - 1}'] * 9)}]" for i in range(1, depth + 1)]
+    return "\n".join(lines) + f"\n{key}: *b{depth}\n"
+
+
+@st.composite
+def yaml_damage(draw, text: str):
+    """(how, the damaged text, whether accepting it must give the undamaged file's answer: a negative or
+    infinite figure is refused wherever it is read, and can change nothing where it is not)."""
+    doc = yaml.safe_load(text)
+    how = draw(st.sampled_from(YAML_DAMAGE))
+    paths = _paths(doc)
+    numbers = [p for p in paths if type(_at(doc, p)[p[-1]]) in (int, float)]
+    strings = [p for p in paths if isinstance(_at(doc, p)[p[-1]], str)]
+    top = [k for k in doc]
+    if how in NUMBER_DAMAGE and numbers:
+        path = draw(st.sampled_from(numbers))
+        value = -draw(st.floats(1e-9, 1e12)) if how == "negative" else draw(st.sampled_from([math.nan, math.inf, -math.inf]))
+        _at(doc, path)[path[-1]] = value
+        return how, yaml.safe_dump(doc), True
+    if how in ("wrong type", "missing key", "unknown kind") or how in NUMBER_DAMAGE:
+        pool = strings if how == "unknown kind" else paths
+        path = draw(st.sampled_from(pool))
+        parent = _at(doc, path)
+        if how == "missing key" and isinstance(parent, dict):
+            del parent[path[-1]]
+        elif how == "unknown kind":
+            parent[path[-1]] = draw(st.text(min_size=1, max_size=12))
+        else:
+            old = parent[path[-1]]
+            parent[path[-1]] = draw(st.sampled_from([v for v in ("text", 3, 2.5, True, None, [1, 2], {"a": 1})
+                                                     if type(v) is not type(old)]))
+        return how, yaml.safe_dump(doc), False
+    if how == "truncate":
+        return how, text[:int(len(text) * draw(st.floats(0, 1, exclude_max=True)))], False
+    if how == "flip":
+        data = _flip(text.encode(), draw(st.lists(st.integers(0, 1 << 16), min_size=1, max_size=3)),
+                     draw(st.integers(1, 255)))
+        return how, data.decode("latin-1") if draw(st.booleans()) else data, False
+    key = draw(st.sampled_from(top))
+    if how == "alias bomb":
+        return how, text + "\n" + _bomb(key, draw(st.integers(3, 9))), False
+    if how == "recursive anchor":
+        return how, text + f"\n{key}: &loop [{draw(st.sampled_from(['*loop', '{a: *loop}', '1, *loop']))}]\n", False
+    return how, text + f"\n{key}: " + "[" * draw(st.integers(50, 20000)) + "\n", False
+
+
+def _write(path: Path, content: str | bytes) -> Path:
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return path
+
+
+def _answer_of(write_inputs, content) -> str:
+    """`hw show` of the undamaged files, paths made relative to the work folder."""
+    with tempfile.TemporaryDirectory() as work:
+        run = cli(*write_inputs(Path(work), content))
+        assert run.code == 0, run
+        return run.out.replace(work, "WORK")
+
+
+def _yaml_case(kind: str, case, write_inputs, expected: str) -> None:
+    how, content, same_or_refused = case
+    COUNTS[kind] += 1
+    with tempfile.TemporaryDirectory() as work:
+        run = cli(*write_inputs(Path(work), content))
+        run = Run(run.code, run.out.replace(work, "WORK"), run.err)
+        result = outcome(kind, run, None, expected if same_or_refused else run.out)
+        assert result != "other answer", f"{how}: accepted with another answer\n{content}"
+
+
+@pytest.mark.parametrize("name", HARDWARE)
+def test_damaged_hardware_yaml(name):
+    text = (MODELS / name).read_text()
+
+    def inputs(work: Path, content) -> tuple:
+        return "hw", "show", _write(work / name, content)
+    expected = _answer_of(inputs, text)
+
+    @fuzz("hardware YAML", 45)
+    @given(yaml_damage(text))
+    def damaged(case):
+        _yaml_case("hardware YAML", case, inputs, expected)
+    damaged()
+
+
+@pytest.mark.parametrize("name", ENERGY)
+def test_damaged_energy_yaml(name):
+    """The damaged table is named (energy_table: PATH) by a copy of a hardware that uses it; `hw show` prices it."""
+    text = (MODELS / "energy" / name).read_text()
+    hw = next(d for d in (yaml.safe_load((MODELS / h).read_text()) for h in HARDWARE)
+              if Path(name).stem in (d["energy_table"], *d.get("energy_tables", ())))
+
+    def inputs(work: Path, content) -> tuple:
+        table = _write(work / name, content)
+        _write(work / "hw.yaml", yaml.safe_dump({**hw, "energy_table": str(table), "energy_tables": []}))
+        return "hw", "show", work / "hw.yaml"
+
+    expected = _answer_of(inputs, text)
+
+    @fuzz("energy YAML", 60)
+    @given(yaml_damage(text))
+    def damaged(case):
+        _yaml_case("energy YAML", case, inputs, expected)
+    damaged()
+
+
+TIMELOOP_FILES = ("architecture.yaml", "ERT_summary.yaml", "constraints/eyeriss_like_arch_constraints.yaml",
+                  "constraints/eyeriss_like_map_constraints.yaml")
+
+
+@pytest.mark.parametrize("rel", TIMELOOP_FILES)
+def test_damaged_timeloop_architecture(rel):
+    """eyeriss-timeloop.yaml imports a Timeloop architecture, Accelergy ERT and constraints: each damaged."""
+    source = MODELS / "timeloop" / "eyeriss_like"
+    text = (source / rel).read_text()
+
+    def inputs(work: Path, content) -> tuple:
+        shutil.copytree(source, work / "timeloop" / "eyeriss_like")
+        _write(work / "timeloop" / "eyeriss_like" / rel, content)
+        shutil.copy(MODELS / "eyeriss-timeloop.yaml", work / "eyeriss-timeloop.yaml")
+        return "hw", "show", work / "eyeriss-timeloop.yaml"
+
+    expected = _answer_of(inputs, text)
+
+    @fuzz("Timeloop architecture", 25)
+    @given(yaml_damage(text))
+    def damaged(case):
+        _yaml_case("Timeloop architecture", case, inputs, expected)
+    damaged()
