@@ -38,7 +38,11 @@ from conftest import moving_square
 REPO = Path(__file__).resolve().parent.parent
 COUNTS: Counter = Counter()      # damaged inputs tried, per file kind
 OUTCOMES: Counter = Counter()    # (kind, refused | same answer | other answer, manifest forged)
-MINIMUM: dict[str, int] = {}     # kind -> the least number of inputs its test must try
+MINIMUM: dict[str, int] = {}     # kind -> the least number of inputs its tests must try (those that ran)
+KINDS = {"trace meta.json", "trace layers.parquet", "trace graph.json", "trace frames.parquet",
+         "trace channels.parquet", "trace masks/chunk-*.parquet", "trace manifest.json", "hardware YAML",
+         "energy YAML", "Timeloop architecture", "SCALE-Sim topology CSV", "SCALE-Sim cfg", "Timeloop stats",
+         "measurement table"}
 
 FUZZ = settings(deadline=None, derandomize=True, database=None, print_blob=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
@@ -436,3 +440,171 @@ def test_damaged_timeloop_architecture(rel):
     def damaged(case):
         _yaml_case("Timeloop architecture", case, inputs, expected)
     damaged()
+
+
+# ------------------------------------------------------------- SCALE-Sim files, Timeloop stats, measurements
+
+SCALESIM = REPO / "benchmarks" / "scalesim"
+TOPOLOGY = ("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
+            "a,12,12,3,3,4,8,1,\nb,10,10,3,3,8,8,2,2:4,\n")
+HOSTILE_CELLS = st.sampled_from(["-1", "0", "", "x", "1.5", "nan", "inf", "3:4", "4:2", "0:0", "2:0", "1:2:3",
+                                 "99999999999", str((1 << 20) + 1), "\x00", "é", ",,,", "\"", "[x]", "= 1"])
+
+
+@st.composite
+def text_damage(draw, text: str, sep: str):
+    """Truncation, flipped bytes, a hostile cell/value, a dropped or doubled line, of a small text file."""
+    how = draw(st.sampled_from(["truncate", "flip", "cell", "drop line", "double line"]))
+    lines = text.splitlines(keepends=True)
+    if how == "truncate":
+        return how, text[:int(len(text) * draw(st.floats(0, 1, exclude_max=True)))]
+    if how == "flip":
+        data = _flip(text.encode(), draw(st.lists(st.integers(0, 1 << 12), min_size=1, max_size=3)), draw(st.integers(1, 255)))
+        return how, data
+    i = draw(st.integers(0, len(lines) - 1))
+    if how == "drop line":
+        return how, "".join(lines[:i] + lines[i + 1:])
+    if how == "double line":
+        return how, "".join(lines[:i + 1] + lines[i:])
+    cells = lines[i].rstrip("\n").split(sep)
+    j = draw(st.integers(0, len(cells) - 1))
+    if sep == ":" and len(cells) == 1:   # a cfg line without a value: replace it whole
+        cells = [draw(HOSTILE_CELLS)]
+    else:
+        cells[j] = (" " if sep == ":" and j else "") + draw(HOSTILE_CELLS)
+    return how, "".join(lines[:i] + [sep.join(cells) + "\n"] + lines[i + 1:])
+
+
+def _simulate(work: Path, topology, config) -> tuple:
+    _write(work / "t.csv", topology)
+    _write(work / "s.cfg", config)
+    (work / "out").mkdir()
+    return "simulate", "--topology", work / "t.csv", "--config", work / "s.cfg", "-q", "-o", work / "out" / "r.csv"
+
+
+def _file_case(kind: str, argv_of, outdir_of) -> None:
+    COUNTS[kind] += 1
+    with tempfile.TemporaryDirectory() as work:
+        run = cli(*argv_of(Path(work)))
+        if run.code != 0:
+            assert_refused(run, outdir_of(Path(work)))
+        OUTCOMES[(kind, "refused" if run.code else "accepted", False)] += 1
+        return run.code != 0
+
+
+def test_damaged_scalesim_topology():
+    config = (SCALESIM / "a32_ws_user10_sparse.cfg").read_text()
+
+    @fuzz("SCALE-Sim topology CSV", 120)
+    @given(text_damage(TOPOLOGY, ","))
+    def damaged(case):
+        _file_case("SCALE-Sim topology CSV", lambda w: _simulate(w, case[1], config), lambda w: w / "out")
+    damaged()
+
+
+@pytest.mark.parametrize("name", ["a32_ws_user10_sparse.cfg", "a32_os_calc.cfg"])
+def test_damaged_scalesim_config(name):
+    config = (SCALESIM / name).read_text()
+
+    @fuzz("SCALE-Sim cfg", 60)
+    @given(text_damage(config, ":"))
+    def damaged(case):
+        _file_case("SCALE-Sim cfg", lambda w: _simulate(w, TOPOLOGY, case[1]), lambda w: w / "out")
+    damaged()
+
+
+STATS = REPO / "tests" / "data" / "timeloop-reference"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in STATS.glob("*.stats.txt")))
+def test_damaged_timeloop_stats(name):
+    """Timeloop's stats.txt is read by `estimate --engine timeloop` after timeloop-mapper runs (not installed
+    here): its reader is called directly; it returns the stats or raises one SparsesimError line."""
+    from sparsesim.errors import SparsesimError
+    from sparsesim.interop.timeloop.stats import parse_stats
+    text = (STATS / name).read_text()
+
+    @fuzz("Timeloop stats", 60)
+    @given(text_damage(text, ":"))
+    def damaged(case):
+        COUNTS["Timeloop stats"] += 1
+        with tempfile.TemporaryDirectory() as work:
+            path = _write(Path(work) / name, case[1])
+            try:
+                stats = parse_stats(path)
+                stats.to_frame()
+                result = "accepted"
+            except SparsesimError as e:
+                assert len(str(e).splitlines()) == 1 and str(e).strip(), repr(str(e))
+                result = "refused"
+            OUTCOMES[("Timeloop stats", result, False)] += 1
+    damaged()
+
+
+MEASURED = REPO / "traces" / "measurements" / "cpu-mtcnn.parquet"
+
+
+@st.composite
+def table_damage(draw):
+    import numpy as np
+    import pandas as pd
+    data = MEASURED.read_bytes()
+    how = draw(st.sampled_from(["truncate", "flip", "wrong types", "hostile values", "drop column", "as csv"]))
+    if how == "truncate":
+        return how, data[:int(len(data) * draw(st.floats(0, 1, exclude_max=True)))], ".parquet"
+    if how == "flip":
+        return how, _flip(data, draw(st.lists(st.integers(0, 1 << 20), min_size=1, max_size=3)), draw(st.integers(1, 255))), ".parquet"
+    if how == "wrong types":
+        return how, _wrong_type(data, draw(st.integers(0, 40)), draw(st.sampled_from([pa.string(), pa.float64(), pa.bool_(), pa.binary()]))), ".parquet"
+    m = pd.read_parquet(pa.BufferReader(data))
+    numeric = how == "hostile values"
+    column = draw(st.sampled_from([c for c in m.columns if not numeric or pd.api.types.is_numeric_dtype(m[c])]))
+    if how == "drop column":
+        m = m.drop(columns=[column])
+    elif how == "hostile values":
+        rows = draw(st.lists(st.integers(0, len(m) - 1), min_size=1, max_size=5))
+        value = draw(st.sampled_from([-1, -1e-6, np.nan, np.inf, -np.inf, 0, 10**12]))
+        m[column] = m[column].astype(object)
+        m.loc[rows, column] = value
+        with contextlib.suppress(ValueError, TypeError):   # a numeric column stays numeric
+            m[column] = pd.to_numeric(m[column])
+        from sparsesim.measure import validate
+        if column in (*validate.COUNTS, *validate.TIMES) and not (np.isfinite(value) and value >= 0):
+            how = "read figure negative or not finite"
+    if how == "as csv":
+        text = m.to_csv(index=False)
+        return how, text[:int(len(text) * draw(st.floats(0.05, 1)))], ".csv"
+    sink = io.BytesIO()
+    m.to_parquet(sink, index=False)
+    return how, sink.getvalue(), ".parquet"
+
+
+def test_damaged_measurement_tables():
+    def argv(work: Path, case) -> tuple:
+        table = _write(work / f"m{case[2]}", case[1])
+        return "validate", table, "--hw", "cpu", "-o", work / "out"
+
+    @fuzz("measurement table", 80)
+    @given(table_damage())
+    def damaged(case):
+        refused = _file_case("measurement table", lambda w: argv(w, case), lambda w: w / "out" if (w / "out").exists() else None)
+        assert refused or case[0] != "read figure negative or not finite", "a negative or infinite time was validated"
+    damaged()
+
+
+# ------------------------------------------------------------------------------------------- the count
+
+def test_zz_counts(tmp_path_factory):
+    """Runs last (file order): every kind whose test ran tried at least its planned number of damaged
+    inputs; with every kind run, at least 2,000 in all. The counts go to fuzz-counts.json (-rP prints them)."""
+    ran = {kind: n for kind, n in MINIMUM.items() if COUNTS[kind]}
+    short = {kind: (COUNTS[kind], n) for kind, n in ran.items() if COUNTS[kind] < n}
+    report = {"tried": dict(sorted(COUNTS.items())), "total": sum(COUNTS.values()),
+              "outcomes": {f"{k} | {r} | {'manifest re-recorded' if f else 'as damaged'}": n
+                           for (k, r, f), n in sorted(OUTCOMES.items())}}
+    path = tmp_path_factory.getbasetemp() / "fuzz-counts.json"
+    path.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2), f"\nwritten to {path}")
+    assert not short, f"kinds that tried fewer inputs than planned (tried, planned): {short}"
+    if set(ran) >= KINDS:       # the whole file ran (not a -k selection)
+        assert report["total"] >= 2000

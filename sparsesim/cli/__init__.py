@@ -34,6 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: nothing written", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except MemoryError:   # an input asking for more than the machine has (a size no real layer has)
+        print("error: out of memory: the input asks for more memory than this machine has", file=sys.stderr)
+        return EXIT_ERROR
     except OSError as e:  # disk full, permissions: name the file, skip the traceback
         print(one_line(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": ")), file=sys.stderr)
         return EXIT_ERROR

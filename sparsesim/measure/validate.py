@@ -134,9 +134,44 @@ def load_measurements(path: str) -> pd.DataFrame:
     if not p.is_file():
         raise SparsesimError(f"measurements not found: {path}")
     try:
-        return pd.read_csv(p) if p.suffix == ".csv" else pd.read_parquet(p)
+        m = pd.read_csv(p) if p.suffix == ".csv" else _read_parquet(p)
     except Exception as e:  # pyarrow and pandas raise many types for a file that is not a table
         raise SparsesimError(f"cannot read measurements {path}: {str(e).splitlines()[0][:160]}") from None
+    problem = _table_problem(m)
+    if problem:
+        raise SparsesimError(f"measurements {path}: {problem}")
+    return m
+
+
+def _read_parquet(p: Path) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+    table = pq.read_table(p)
+    table.validate(full=True)   # text that is not UTF-8 fails here, not when pandas first decodes it
+    return table.to_pandas()
+
+
+# The columns validation reads and what each must hold: a negative time or a text shape would otherwise
+# turn into errors and break-even densities printed as if measured.
+COUNTS = [*SHAPE, "out_h", "out_w", "block", "active_blocks", "total_blocks"]
+TIMES = ["density", "median_s"]
+TEXTS = ["layer", "source", "kernel", "step"]
+
+
+def _table_problem(m: pd.DataFrame) -> str | None:
+    missing = [c for c in (*COUNTS, *TIMES, *TEXTS) if c not in m.columns]
+    if missing:
+        return f"no column {missing[0]!r} (not a `sparsesim measure` table)"
+    for c in COUNTS:
+        if not pd.api.types.is_integer_dtype(m[c]) or (m[c] < 0).any():
+            return f"column {c!r} must hold integers >= 0"
+    for c in TIMES:
+        v = m[c]
+        if not pd.api.types.is_numeric_dtype(v) or pd.api.types.is_bool_dtype(v) or not np.isfinite(v).all() or (v < 0).any():
+            return f"column {c!r} must hold finite numbers >= 0"
+    for c in TEXTS:
+        if not all(isinstance(x, str) for x in m[c]):
+            return f"column {c!r} must hold text"
+    return None
 
 
 def load_all(paths: list[str], hw: str | None) -> pd.DataFrame:
