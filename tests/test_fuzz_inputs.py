@@ -42,7 +42,7 @@ MINIMUM: dict[str, int] = {}     # kind -> the least number of inputs its tests 
 KINDS = {"trace meta.json", "trace layers.parquet", "trace graph.json", "trace frames.parquet",
          "trace channels.parquet", "trace masks/chunk-*.parquet", "trace manifest.json", "hardware YAML",
          "energy YAML", "Timeloop architecture", "SCALE-Sim topology CSV", "SCALE-Sim cfg", "Timeloop stats",
-         "measurement table"}
+         "measurement table", "channel scales", "gate checkpoint", "masks .npz"}
 
 FUZZ = settings(deadline=None, derandomize=True, database=None, print_blob=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
@@ -589,6 +589,146 @@ def test_damaged_measurement_tables():
     def damaged(case):
         refused = _file_case("measurement table", lambda w: argv(w, case), lambda w: w / "out" if (w / "out").exists() else None)
         assert refused or case[0] != "read figure negative or not finite", "a negative or infinite time was validated"
+    damaged()
+
+
+# ------------------------------------------------------- masks .npz, channel scales, gate checkpoints
+
+def _saved(obj, suffix: str) -> bytes:
+    import numpy as np
+    import torch
+    sink = io.BytesIO()
+    if suffix == ".npz":
+        np.savez(sink, **obj)
+    else:
+        torch.save(obj, sink)
+    return sink.getvalue()
+
+
+@st.composite
+def array_file_damage(draw, base: dict, suffix: str):
+    """A dict of arrays saved as .npz or torch .pt, damaged as bytes or as arrays: a key dropped or added,
+    a wrong shape, NaN/inf, text or a nested object in place of an array, a different dtype."""
+    import numpy as np
+    import torch
+    how = draw(st.sampled_from(["truncate", "flip", "drop key", "extra key", "wrong shape", "non-finite",
+                                "not an array", "dtype", "empty"]))
+    if how in ("truncate", "flip"):
+        data = _saved(base, suffix)
+        if how == "truncate":
+            return how, data[:int(len(data) * draw(st.floats(0, 1, exclude_max=True)))]
+        return how, _flip(data, draw(st.lists(st.integers(0, 1 << 16), min_size=1, max_size=3)), draw(st.integers(1, 255)))
+    obj = dict(base)
+    key = draw(st.sampled_from(sorted(obj)))
+    as_array = (lambda a: np.asarray(a)) if suffix == ".npz" else (lambda a: torch.as_tensor(np.asarray(a)))
+    value = np.asarray(obj[key])
+    if how == "drop key":
+        del obj[key]
+    elif how == "extra key":
+        obj[draw(st.sampled_from(["zzz", "conv9", "", "a.b.c"]))] = obj[key]
+    elif how == "wrong shape":
+        obj[key] = as_array(np.resize(value, draw(st.sampled_from([(0,), (1,), (2, 2), value.shape + (1,)]))))
+    elif how == "non-finite":
+        v = value.astype(float).copy()
+        v.reshape(-1)[draw(st.integers(0, max(v.size - 1, 0)))] = draw(st.sampled_from([np.nan, np.inf, -np.inf]))
+        obj[key] = as_array(v)
+    elif how == "dtype":
+        obj[key] = as_array(value.astype(draw(st.sampled_from([np.int64, np.bool_, np.float16, np.uint8]))))
+    elif how == "empty":
+        obj = {}
+    else:
+        obj[key] = np.array(["text"]) if suffix == ".npz" else draw(st.sampled_from(["text", 3, [1, 2], {"a": 1}]))
+    return how, _saved(obj, suffix)
+
+
+@pytest.fixture(scope="module")
+def pnet_layers(traces) -> list[dict]:
+    return pq.read_table(traces[0] / "layers.parquet").to_pylist()
+
+
+def _trace_case(kind: str, traces, flag: str, name: str, content: bytes, *gate: str, count: bool = True) -> Run:
+    """`sparsesim trace` of the fuzz video with a damaged FILE: refused in one line with no trace written,
+    or traced completely."""
+    COUNTS[kind] += count
+    with tempfile.TemporaryDirectory() as work:
+        path = _write(Path(work) / name, content)
+        out = Path(work) / "out"
+        out.mkdir()
+        run = cli("trace", traces[0].parent / "v.mp4", "--model", "mtcnn-pnet", "--frames", "2", *gate, flag, path,
+                  "-o", out / "t", "-q")
+        if run.code != 0:
+            assert_refused(run)
+            left = sorted(p.name for p in out.iterdir() if not p.name.endswith(".lock"))
+            assert not left, f"left behind: {left}"
+        OUTCOMES[(kind, "refused" if run.code else "accepted", False)] += count
+    return run
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".npz"])
+def test_damaged_channel_scales(traces, pnet_layers, suffix):
+    import numpy as np
+    import torch
+    base = {layer["name"]: np.linspace(1.0, 2.0, layer["out_channels"]) for layer in pnet_layers}
+    if suffix == ".pt":
+        base = {k: torch.from_numpy(v) for k, v in base.items()}
+    undamaged = _trace_case("channel scales", traces, "--channel-scales", f"s{suffix}", _saved(base, suffix),
+                            "--prune", "0.5", count=False)
+    assert undamaged.code == 0, undamaged.err
+
+    @fuzz("channel scales", 40)
+    @given(array_file_damage(base, suffix))
+    def damaged(case):
+        _trace_case("channel scales", traces, "--channel-scales", f"s{suffix}", case[1], "--prune", "0.5")
+    damaged()
+
+
+def test_damaged_gate_checkpoints(traces, pnet_layers):
+    import numpy as np
+    base = {}
+    for layer in pnet_layers:
+        base[f"{layer['name']}.weight"] = np.full((1, layer["in_channels"], layer["kernel_h"], layer["kernel_w"]), 0.1, np.float32)
+        base[f"{layer['name']}.bias"] = np.zeros(1, np.float32)
+    import torch
+    base_t = {k: torch.from_numpy(v) for k, v in base.items()}
+    undamaged = _trace_case("gate checkpoint", traces, "--gate-checkpoint", "g.pt", _saved(base_t, ".pt"),
+                            "--gate", "learned", count=False)
+    assert undamaged.code == 0, undamaged.err
+
+    @fuzz("gate checkpoint", 70)
+    @given(array_file_damage(base_t, ".pt"))
+    def damaged(case):
+        _trace_case("gate checkpoint", traces, "--gate-checkpoint", "g.pt", case[1], "--gate", "learned")
+    damaged()
+
+
+def test_damaged_uncertainty_masks():
+    """`trace --gate uncertainty --masks F.npz` runs RIFE (too slow to fuzz through the tracer): the masks'
+    reader and its per-step use are called directly; a few real runs are in test_uncertainty.py."""
+    import numpy as np
+    import torch
+    from sparsesim.errors import SparsesimError
+    from sparsesim.trace.uncertainty import LoadedMasks
+    steps, h, w = 3, 64, 64
+    base = {f"cells{c}": np.ones((steps, -(-h // c), -(-w // c)), bool) for c in (8, 4, 2)}
+    undamaged = LoadedMasks.load(io.BytesIO(_saved(base, ".npz")))
+    assert [len(undamaged(torch.zeros(1, 3, h, w), torch.zeros(1, 3, h, w))) for _ in range(steps)] == [3] * steps
+
+    @fuzz("masks .npz", 80)
+    @given(array_file_damage(base, ".npz"))
+    def damaged(case):
+        COUNTS["masks .npz"] += 1
+        with tempfile.TemporaryDirectory() as work:
+            path = _write(Path(work) / "m.npz", case[1])
+            frame = torch.zeros(1, 3, h, w)
+            try:
+                masks = LoadedMasks.load(path)
+                for _ in range(steps):
+                    masks(frame, frame)
+                result = "accepted"
+            except SparsesimError as e:
+                assert len(str(e).splitlines()) == 1 and str(e).strip(), repr(str(e))
+                result = "refused"
+            OUTCOMES[("masks .npz", result, False)] += 1
     damaged()
 
 

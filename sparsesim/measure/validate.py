@@ -136,7 +136,7 @@ def load_measurements(path: str) -> pd.DataFrame:
     try:
         m = pd.read_csv(p) if p.suffix == ".csv" else _read_parquet(p)
     except Exception as e:  # pyarrow and pandas raise many types for a file that is not a table
-        raise SparsesimError(f"cannot read measurements {path}: {str(e).splitlines()[0][:160]}") from None
+        raise SparsesimError(f"cannot read measurements {path}: {(str(e).splitlines() or [type(e).__name__])[0][:160]}") from None
     problem = _table_problem(m)
     if problem:
         raise SparsesimError(f"measurements {path}: {problem}")

@@ -306,7 +306,7 @@ class Trace:
         try:
             return table.to_pandas()
         except (pa.ArrowException, ValueError) as e:   # e.g. a string column that is not UTF-8
-            raise TraceError(f"damaged trace {self.path}: {rel}: {str(e).splitlines()[0][:200]}") from None
+            raise TraceError(f"damaged trace {self.path}: {rel}: {(str(e).splitlines() or [type(e).__name__])[0][:200]}") from None
 
     def _arrow(self, rel: str, schema: pa.Schema | None = None, verify: bool = False) -> pa.Table:
         try:
@@ -315,7 +315,7 @@ class Trace:
             if not verify:
                 table.validate(full=True)   # e.g. strings that are not UTF-8 (pandas would fail on first use)
         except (pa.ArrowException, OSError) as e:  # before ValueError: ArrowInvalid is one
-            raise TraceError(f"damaged trace {self.path}: {rel}: {str(e).splitlines()[0]}") from None
+            raise TraceError(f"damaged trace {self.path}: {rel}: {(str(e).splitlines() or [type(e).__name__])[0]}") from None
         except (KeyError, ValueError, TypeError) as e:
             raise TraceError(f"damaged trace {self.path}: {rel}: wrong columns ({e})") from None
         wrong = _wrong_columns(table.schema, COLUMNS.get(rel, {}))

@@ -178,7 +178,7 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a file that is not a checkpoint
-        raise ModelError(f"cannot read checkpoint {path}: {str(e).splitlines()[0][:200]}") from None
+        raise ModelError(f"cannot read checkpoint {path}: {(str(e).splitlines() or [type(e).__name__])[0][:200]}") from None
     return _state_dict_from(raw, path)
 
 
