@@ -31,6 +31,25 @@ def write_atomic(path: Path, write) -> None:
         raise
 
 
+def write_atomic_all(writes: "list[tuple[Path, object]]") -> None:
+    """Several files as one result: every temporary file is written before any is renamed, so a full
+    disk or a failing write leaves all the previous files (not a mix of old and new)."""
+    tmps: list[str] = []
+    try:
+        for path, write in writes:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            os.close(fd)
+            tmps.append(tmp)
+            write(tmp)
+            os.chmod(tmp, 0o666 & ~umask())
+        for (path, _), tmp in zip(writes, tmps):
+            os.replace(tmp, path)   # renames within one directory: no data written, nothing to run out of
+    except BaseException:
+        for tmp in tmps:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write_json(path: Path, data: dict) -> None:
     write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2, sort_keys=True)))
 
@@ -40,12 +59,16 @@ def write_table(path: Path, table: "pa.Table") -> None:
     write_atomic(path, lambda tmp: pq.write_table(table, tmp))
 
 
+def frame_writer(path: Path, df: "pd.DataFrame"):
+    """A function writing a pandas table to a given path as parquet or CSV (by `path`'s extension)."""
+    if path.suffix == ".csv":
+        return lambda tmp: df.to_csv(tmp, index=False)
+    return lambda tmp: df.to_parquet(tmp, index=False)
+
+
 def write_frame(path: Path, df: "pd.DataFrame") -> None:
     """A pandas table as parquet or CSV, chosen by the file extension."""
-    if path.suffix == ".csv":
-        write_atomic(path, lambda tmp: df.to_csv(tmp, index=False))
-    else:
-        write_atomic(path, lambda tmp: df.to_parquet(tmp, index=False))
+    write_atomic(path, frame_writer(path, df))
 
 
 def table_path(output: str | None) -> Path | None:
