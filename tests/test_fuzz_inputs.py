@@ -732,6 +732,31 @@ def test_damaged_uncertainty_masks():
     damaged()
 
 
+# --------------------------------------------------------------------------- at the process edge
+
+def test_damaged_inputs_in_real_processes(traces, tmp_path):
+    """The same promise outside pytest's process: a mask chunk with one byte flipped (it still parses), a
+    hardware file that is an alias bomb, a truncated topology: exit 2, one line on stderr, nothing written."""
+    t = shutil.copytree(traces[0], tmp_path / "t")
+    chunk = t / "masks" / "chunk-000001.parquet"
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 3] ^= 0x10
+    chunk.write_bytes(bytes(data))
+    hw = _write(tmp_path / "hw.yaml", (MODELS / "tpu-v1.yaml").read_text() + "\n" + _bomb("name", 9))
+    topology = _write(tmp_path / "t.csv", TOPOLOGY[: len(TOPOLOGY) - 9])
+    out = tmp_path / "out"
+    out.mkdir()
+    cases = [(("estimate", t, "--hw", "h100", "--block", "4", "-o", out / "e.csv"), "masks/chunk-000001.parquet"),
+             (("hw", "show", hw), "hw.yaml"),
+             (("simulate", "--topology", topology, "--config", SCALESIM / "a32_os_calc.cfg", "-o", out / "s.csv"), "t.csv")]
+    env = {**__import__("os").environ, "PYTHONPATH": str(REPO)}
+    for argv, names in cases:
+        p = subprocess.run([sys.executable, "-m", "sparsesim.cli", *map(str, argv)], capture_output=True, text=True,
+                           env=env, timeout=300)
+        assert_refused(Run(p.returncode, p.stdout, p.stderr), out, names)
+        assert p.returncode == 2
+
+
 # ------------------------------------------------------------------------------------------- the count
 
 def test_zz_counts(tmp_path_factory):
