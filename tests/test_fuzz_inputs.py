@@ -242,6 +242,7 @@ def trace_baseline(traces, tmp_path_factory) -> list[str]:
     return answers
 
 
+@pytest.mark.slow   # ~880 damaged traces, each read by `info` and `estimate`: about 35 s on 2 cores
 @pytest.mark.parametrize("rel", TRACE_FILES)
 def test_damaged_trace_files(traces, trace_baseline, rel):
     kind = "trace " + (rel if not rel.startswith("masks/") else "masks/chunk-*.parquet")
