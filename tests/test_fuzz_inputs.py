@@ -42,7 +42,7 @@ MINIMUM: dict[str, int] = {}     # kind -> the least number of inputs its tests 
 KINDS = {"trace meta.json", "trace layers.parquet", "trace graph.json", "trace frames.parquet",
          "trace channels.parquet", "trace masks/chunk-*.parquet", "trace manifest.json", "hardware YAML",
          "energy YAML", "Timeloop architecture", "SCALE-Sim topology CSV", "SCALE-Sim cfg", "Timeloop stats",
-         "measurement table", "channel scales", "gate checkpoint", "masks .npz"}
+         "measurement table", "channel scales", "gate checkpoint", "model checkpoint", "masks .npz"}
 
 FUZZ = settings(deadline=None, derandomize=True, database=None, print_blob=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
@@ -699,6 +699,21 @@ def test_damaged_gate_checkpoints(traces, pnet_layers):
     @given(array_file_damage(base_t, ".pt"))
     def damaged(case):
         _trace_case("gate checkpoint", traces, "--gate-checkpoint", "g.pt", case[1], "--gate", "learned")
+    damaged()
+
+
+def test_damaged_model_checkpoints(traces):
+    """`trace --checkpoint F.pt`: the model's own weights, damaged."""
+    import torch
+    from sparsesim.trace import models
+    base = {k: v.clone() for k, v in models.load("mtcnn-pnet").module.state_dict().items()}
+    undamaged = _trace_case("model checkpoint", traces, "--checkpoint", "w.pt", _saved(base, ".pt"), count=False)
+    assert undamaged.code == 0, undamaged.err
+
+    @fuzz("model checkpoint", 60)
+    @given(array_file_damage(base, ".pt"))
+    def damaged(case):
+        _trace_case("model checkpoint", traces, "--checkpoint", "w.pt", case[1])
     damaged()
 
 

@@ -127,7 +127,7 @@ def _state_dict_from(obj: object, path: Path) -> dict[str, torch.Tensor]:
     for key in ("state_dict", "model", "params"):  # common wrappers of training checkpoints
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+    if not isinstance(obj, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
         raise ModelError(f"checkpoint {path} holds no state dict of tensors")
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
@@ -145,8 +145,12 @@ def check_fits(module: nn.Module, state: dict[str, torch.Tensor], spec: ModelSpe
     unexpected = sorted(set(used) - set(expected))
     shapes = sorted(f"{k} {tuple(used[k].shape)} != {tuple(expected[k].shape)}"
                     for k in set(used) & set(expected) if used[k].shape != expected[k].shape)
+    # A NaN or infinite weight would run, and gate every location on or off without a word.
+    nonfinite = sorted(k for k in set(used) & set(expected)
+                       if used[k].is_floating_point() and not torch.isfinite(used[k]).all())
     problems = [f"{label}: {_summarise(keys)}" for label, keys in
-                (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", shapes)) if keys]
+                (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", shapes),
+                 ("non-finite values", nonfinite)) if keys]
     if problems:
         raise ModelError(f"checkpoint {path} does not fit model {spec.name}: {'; '.join(problems)}")
 
