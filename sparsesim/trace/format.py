@@ -129,7 +129,7 @@ def read_meta(path: Path) -> dict:
     if version != SCHEMA_VERSION:
         newer = isinstance(version, int) and version > SCHEMA_VERSION
         hint = "upgrade sparsesim" if newer else "re-run `sparsesim trace` to record it again"
-        raise TraceError(f"trace {path} has schema version {version}; this sparsesim reads "
+        raise TraceError(f"trace {path} has schema version {version} (meta.json); this sparsesim reads "
                          f"version {SCHEMA_VERSION} ({hint})")
     _check_meta(meta_path, meta)
     return meta
