@@ -26,9 +26,9 @@ def write_atomic(path: Path, write) -> None:
         write(tmp)
         os.chmod(tmp, 0o666 & ~umask())  # mkstemp's 0600 would hide the trace from other users
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
-        raise
+        raise _naming(e, path)
 
 
 def write_atomic_all(writes: "list[tuple[Path, object]]") -> None:
@@ -44,10 +44,18 @@ def write_atomic_all(writes: "list[tuple[Path, object]]") -> None:
             os.chmod(tmp, 0o666 & ~umask())
         for (path, _), tmp in zip(writes, tmps):
             os.replace(tmp, path)   # renames within one directory: no data written, nothing to run out of
-    except BaseException:
+    except BaseException as e:
         for tmp in tmps:
             Path(tmp).unlink(missing_ok=True)
-        raise
+        raise _naming(e, writes[len(tmps) - 1][0] if tmps else writes[0][0])
+
+
+def _naming(e: BaseException, path: Path) -> BaseException:
+    """A write's OSError (disk full, read-only) names the file the user asked for, not its hidden temporary
+    (pyarrow's carry the errno in their text only)."""
+    if isinstance(e, OSError) and not isinstance(e, FileExistsError):
+        return OSError(e.errno, e.strerror or (str(e).splitlines() or ["write failed"])[0], str(path))
+    return e
 
 
 def write_json(path: Path, data: dict) -> None:
