@@ -7,6 +7,7 @@ fitted in log space) is fitted on the training shapes and every error is reporte
 """
 from __future__ import annotations
 
+import json
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..atomic import write_atomic, write_json
+from ..atomic import write_atomic_all
 from ..cost.latency import latency
 from ..errors import SparsesimError, require
 from ..hardware import Hardware
@@ -184,7 +185,8 @@ def write_tables(result: Validation, out: Path) -> list[Path]:
     """validation.csv, break_even.csv and metrics.json in `out` (created), each written atomically."""
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "validation.csv", out / "break_even.csv", out / "metrics.json"]
-    write_atomic(paths[0], lambda tmp: result.rows.to_csv(tmp, index=False))
-    write_atomic(paths[1], lambda tmp: result.break_even.to_csv(tmp, index=False))
-    write_json(paths[2], result.metrics)
+    metrics = json.dumps(result.metrics, indent=2, sort_keys=True)
+    write_atomic_all([(paths[0], lambda tmp: result.rows.to_csv(tmp, index=False)),   # the three as one result
+                      (paths[1], lambda tmp: result.break_even.to_csv(tmp, index=False)),
+                      (paths[2], lambda tmp: Path(tmp).write_text(metrics))])
     return paths
