@@ -26,9 +26,36 @@ def write_atomic(path: Path, write) -> None:
         write(tmp)
         os.chmod(tmp, 0o666 & ~umask())  # mkstemp's 0600 would hide the trace from other users
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
-        raise
+        raise _naming(e, path)
+
+
+def write_atomic_all(writes: "list[tuple[Path, object]]") -> None:
+    """Several files as one result: every temporary file is written before any is renamed, so a full
+    disk or a failing write leaves all the previous files (not a mix of old and new)."""
+    tmps: list[str] = []
+    try:
+        for path, write in writes:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            os.close(fd)
+            tmps.append(tmp)
+            write(tmp)
+            os.chmod(tmp, 0o666 & ~umask())
+        for (path, _), tmp in zip(writes, tmps):
+            os.replace(tmp, path)   # renames within one directory: no data written, nothing to run out of
+    except BaseException as e:
+        for tmp in tmps:
+            Path(tmp).unlink(missing_ok=True)
+        raise _naming(e, writes[len(tmps) - 1][0] if tmps else writes[0][0])
+
+
+def _naming(e: BaseException, path: Path) -> BaseException:
+    """A write's OSError (disk full, read-only) names the file the user asked for, not its hidden temporary
+    (pyarrow's carry the errno in their text only)."""
+    if isinstance(e, OSError) and not isinstance(e, FileExistsError):
+        return OSError(e.errno, e.strerror or (str(e).splitlines() or ["write failed"])[0], str(path))
+    return e
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -40,12 +67,16 @@ def write_table(path: Path, table: "pa.Table") -> None:
     write_atomic(path, lambda tmp: pq.write_table(table, tmp))
 
 
+def frame_writer(path: Path, df: "pd.DataFrame"):
+    """A function writing a pandas table to a given path as parquet or CSV (by `path`'s extension)."""
+    if path.suffix == ".csv":
+        return lambda tmp: df.to_csv(tmp, index=False)
+    return lambda tmp: df.to_parquet(tmp, index=False)
+
+
 def write_frame(path: Path, df: "pd.DataFrame") -> None:
     """A pandas table as parquet or CSV, chosen by the file extension."""
-    if path.suffix == ".csv":
-        write_atomic(path, lambda tmp: df.to_csv(tmp, index=False))
-    else:
-        write_atomic(path, lambda tmp: df.to_parquet(tmp, index=False))
+    write_atomic(path, frame_writer(path, df))
 
 
 def table_path(output: str | None) -> Path | None:

@@ -13,6 +13,11 @@ from .parser import build_parser, command_of, flag_for
 __all__ = ["build_parser", "main"]
 
 
+def one_line(message: str) -> str:
+    """Errors print as one line: a parser's message quoting the damaged text may hold newlines."""
+    return " ".join(message.split())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = command_of(argv)
@@ -21,14 +26,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         return getattr(commands, args.command)(args)
     except OptionError as e:
-        print(f"error: {e.render(lambda field: flag_for(parser, command, field))}", file=sys.stderr)
+        print(one_line(f"error: {e.render(lambda field: flag_for(parser, command, field))}"), file=sys.stderr)
         return EXIT_ERROR
     except SparsesimError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(one_line(f"error: {e}"), file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted: nothing written", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except MemoryError:   # an input asking for more than the machine has (a size no real layer has)
+        print("error: out of memory: the input asks for more memory than this machine has", file=sys.stderr)
+        return EXIT_ERROR
     except OSError as e:  # disk full, permissions: name the file, skip the traceback
-        print(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        print(one_line(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": ")), file=sys.stderr)
         return EXIT_ERROR

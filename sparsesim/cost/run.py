@@ -8,7 +8,7 @@ from typing import Sequence
 import pandas as pd
 
 from .. import hardware, trace
-from ..atomic import table_path, write_frame
+from ..atomic import frame_writer, table_path, write_atomic_all
 from ..errors import OptionError, SparsesimError, require
 from ..workload.source import Source
 from ..workload.strategies import Kernel, parse_kernels
@@ -71,12 +71,11 @@ def output_tables(output: str | None) -> Path | None:
 
 
 def write_tables(out: Path | None, main, layers, summary) -> tuple[Path, ...]:
-    """FILE, FILE.layers.* and FILE.summary.*, each written atomically."""
+    """FILE, FILE.layers.* and FILE.summary.*, written as one: all three new, or all three as they were."""
     if out is None:
         return ()
     written = (out, companion(out, "layers"), companion(out, "summary"))
-    for path, df in zip(written, (main, layers, summary)):
-        write_frame(path, df)
+    write_atomic_all([(path, frame_writer(path, df)) for path, df in zip(written, (main, layers, summary))])
     return written
 
 

@@ -35,7 +35,7 @@ def connect(address: str | None, workers: int) -> None:
         except Exception as e:  # ray raises several types: connection, timeout, authentication
             hint = (" (the cluster uses token authentication: set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH "
                     "to its token)" if "auth" in str(e).lower() else "")
-            raise SparsesimError(f"cannot join the Ray cluster at {address}: {str(e).splitlines()[0][:160]}{hint}") from None
+            raise SparsesimError(f"cannot join the Ray cluster at {address}: {(str(e).splitlines() or [type(e).__name__])[0][:160]}{hint}") from None
     else:
         ray.init(num_cpus=workers, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
 

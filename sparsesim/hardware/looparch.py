@@ -79,6 +79,8 @@ def _constraints(paths: list[Path]) -> list[dict]:
             data = yaml.safe_load(path.read_text()) or {}
         except FileNotFoundError:
             raise HardwareError(f"Timeloop constraints not found: {path}") from None
+        except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as e:
+            raise HardwareError(f"{path}: not valid YAML ({str(getattr(e, 'problem', e))[:120]})") from None
         for section in ("architecture_constraints", "mapspace_constraints", "constraints"):
             targets += (data.get(section) or {}).get("targets", []) if isinstance(data.get(section), dict) else []
     return targets

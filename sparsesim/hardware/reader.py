@@ -3,7 +3,9 @@
 its kind (`sparsesim.hardware.kinds`)."""
 from __future__ import annotations
 
+import math
 import os
+import reprlib
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,11 @@ def models_dir() -> Path:
     return Path(os.environ.get("SPARSESIM_ACCEL_MODELS", default))
 
 
+def shown(value: Any) -> str:
+    """A value for an error message: bounded (an alias bomb holds billions of references), on one line."""
+    return reprlib.repr(value).replace("\n", " ")
+
+
 class Reader:
     """Typed access to a parsed YAML mapping; every error names the file and the key."""
 
@@ -27,10 +34,10 @@ class Reader:
         self.path, self.data, self.prefix = path, data, prefix
         if not isinstance(data, dict):
             where = prefix.rstrip(".") or "(top level)"
-            raise HardwareError(f"{path}: key '{where}': expected a mapping, got {data!r}")
+            raise HardwareError(f"{path}: key '{where}': expected a mapping, got {shown(data)}")
 
     def fail(self, key: str, expected: str, got: Any) -> None:
-        raise HardwareError(f"{self.path}: key '{self.prefix}{key}': expected {expected}, got {got!r}")
+        raise HardwareError(f"{self.path}: key '{self.prefix}{key}': expected {expected}, got {shown(got)}")
 
     def get(self, key: str, kind: type | tuple, default: Any = ..., positive: bool = False) -> Any:
         if key not in self.data:
@@ -43,6 +50,8 @@ class Reader:
             self.fail(key, f"a {getattr(kind, '__name__', 'value')}", value)
         if positive and not value > 0:
             self.fail(key, "a positive number", value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not (math.isfinite(value) and value >= 0):
+            self.fail(key, "a finite number >= 0", value)   # no figure of a hardware is negative or infinite
         return value
 
     def choice(self, key: str, choices: tuple[str, ...], default: Any = ...) -> str:
@@ -69,6 +78,10 @@ def _parse(path: Path) -> Any:
         where = getattr(e, "problem_mark", None)
         line = f" line {where.line + 1}" if where else ""
         raise HardwareError(f"{path}:{line} is not valid YAML ({getattr(e, 'problem', e)})") from None
+    except UnicodeDecodeError:
+        raise HardwareError(f"{path}: not UTF-8 text") from None
+    except RecursionError:   # PyYAML composes nested collections recursively
+        raise HardwareError(f"{path}: nested too deeply") from None
 
 
 def _level(path: Path, data: Any, index: int, units: int) -> MemoryLevel:
@@ -104,10 +117,33 @@ _IMPORTED_TABLES: dict[str, EnergyTable] = {}   # energy tables that came with a
 def _read_timeloop(path: Path, r: Reader) -> Hardware:
     from .timeloop import import_timeloop
     r.sub("timeloop")
-    hw, table = import_timeloop(path, r.data, tiling(r), r.get("clock_ghz", float, positive=True) * 1e9,
-                                r.get("dram_bandwidth_gbps", float, positive=True) * 1e9)
+    args = (tiling(r), r.get("clock_ghz", float, positive=True) * 1e9, r.get("dram_bandwidth_gbps", float, positive=True) * 1e9)
+    try:
+        hw, table = import_timeloop(path, r.data, *args)
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError, ZeroDivisionError, OverflowError) as e:
+        # Another tool's files, walked loosely: any shape the importer does not expect is one line, not a traceback.
+        raise HardwareError(f"{path}: cannot import its Timeloop files ({type(e).__name__}: {shown(e)[:160]})") from None
+    _check_imported(path, hw, table)
     _IMPORTED_TABLES[table.name] = table
     return hw
+
+
+def _check_imported(path: Path, hw: Hardware, table: EnergyTable) -> None:
+    """Figures read from a Timeloop architecture and ERT: sizes, bandwidths and energies finite and >= 0."""
+    figures = [(f"{lv.name} size", lv.size_bytes) for lv in hw.levels] + [(f"{lv.name} bandwidth", lv.bandwidth) for lv in hw.levels]
+    figures += [(f"{k} energy", v) for k, v in table.mac_pj.items()]
+    for kind, v in table.access_pj_per_bit.items():
+        figures += [(f"{kind} energy", x) for x in (v.values() if isinstance(v, dict) else [v])]
+    figures.append(("MAC count", hw.units))
+    missing = [k for k in LEVEL_KINDS if k not in table.access_pj_per_bit or k not in {lv.kind for lv in hw.levels} | {"l2", "noc"}]
+    if missing:
+        raise HardwareError(f"{path}: its Timeloop files give no {missing[0]} level (class DRAM, SRAM or regfile)")
+    bad = [(what, v) for what, v in figures if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0)]
+    if not all(v > 0 for v in table.mac_pj.values()):
+        raise HardwareError(f"{path}: its Timeloop ERT gives the MAC no energy (no mac_random action for the MAC component)")
+    if bad or hw.units <= 0:
+        what, v = bad[0] if bad else ("MAC count", hw.units)
+        raise HardwareError(f"{path}: its Timeloop files give {what} {shown(v)}; expected a finite number >= 0")
 
 
 FORMATS = {"timeloop": _read_timeloop}
@@ -134,8 +170,15 @@ def parse_hardware(path: Path) -> Hardware:
         name=r.get("name", str, path.stem), kind=kind.name, description=r.get("description", str, ""),
         clock_hz=r.get("clock_ghz", float, positive=True) * 1e9, dtype=dtype, units=units,
         peak_flops=peak, levels=tuple(levels), tiling=tiling(r),
-        energy_table=r.get("energy_table", str), energy_tables=tuple(r.get("energy_tables", list, [])),
+        energy_table=r.get("energy_table", str), energy_tables=_names(r, "energy_tables"),
         path=str(path), part=kind.parse(r), static_w=_static_w(r))
+
+
+def _names(r: Reader, key: str) -> tuple[str, ...]:
+    names = r.get(key, list, [])
+    if not all(isinstance(n, str) for n in names):
+        r.fail(key, "a list of names", names)
+    return tuple(names)
 
 
 def _static_w(r: Reader) -> float:

@@ -12,6 +12,7 @@ and write elsewhere (buffers and DRAM see both).
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -66,8 +67,8 @@ def _load_yaml(path: Path, what: str) -> Any:
         return yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise HardwareError(f"Timeloop {what} not found: {path}") from None
-    except yaml.YAMLError as e:
-        raise HardwareError(f"{path}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as e:
+        raise HardwareError(f"{path}: not valid YAML ({str(getattr(e, 'problem', e))[:120]})") from None
 
 
 def components(arch_path: Path) -> list[Component]:
@@ -75,7 +76,17 @@ def components(arch_path: Path) -> list[Component]:
     arch = (data or {}).get("architecture")
     if not isinstance(arch, dict) or str(arch.get("version")) != "0.3":
         raise HardwareError(f"{arch_path}: key 'architecture.version': expected a Timeloop v0.3 architecture")
-    return [c for root in arch.get("subtree") or [] for c in walk(root)]
+    comps = [c for root in arch.get("subtree") or [] for c in walk(root)]
+    for c in comps:
+        _check_figures(arch_path, f"{c.name}.attributes", c.attributes)
+    return comps
+
+
+def _check_figures(path: Path, where: str, figures: Any) -> None:
+    """Sizes, widths, counts and energies are finite and >= 0: a negative one would price as a saving."""
+    for key, value in (figures.items() if isinstance(figures, dict) else ()):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not (math.isfinite(value) and value >= 0):
+            raise HardwareError(f"{path}: key '{where}.{key}': expected a finite number >= 0, got {value!r}")
 
 
 def ert_energies(ert_path: Path) -> dict[str, dict[str, float]]:
@@ -88,6 +99,7 @@ def ert_energies(ert_path: Path) -> dict[str, dict[str, float]]:
     for entry in table:
         name = re.sub(r"\[\d+\.\.\d+\]", "", str(entry["name"])).split(".")[-1]  # ranges hold dots too
         out[name] = {a["name"]: float(a.get("max_energy", a.get("energy", 0.0)) or 0.0) for a in entry.get("actions", [])}
+        _check_figures(ert_path, f"{name}.actions", out[name])
     return out
 
 

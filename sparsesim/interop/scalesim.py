@@ -47,8 +47,8 @@ def read_config(path: str | Path) -> ScaleSimConfig:
     try:
         if not parser.read(path):
             raise ScaleSimInputError(f"config file not found: {path}")
-    except configparser.Error as e:
-        raise ScaleSimInputError(f"{path}: not a SCALE-Sim config ({str(e).splitlines()[0]})") from None
+    except (configparser.Error, UnicodeDecodeError) as e:
+        raise ScaleSimInputError(f"{path}: not a SCALE-Sim config ({(str(e).splitlines() or [type(e).__name__])[0][:160]})") from None
 
     def get(section: str, key: str, default: str | None = None) -> str:
         if parser.has_option(section, key):

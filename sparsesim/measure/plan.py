@@ -81,7 +81,7 @@ def _read(path: Path) -> dict:
     except OSError as e:
         raise SparsesimError(f"plan {path}: {e.strerror}") from None
     except yaml.YAMLError as e:
-        raise SparsesimError(f"plan {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+        raise SparsesimError(f"plan {path} is not valid YAML: {(str(e).splitlines() or [type(e).__name__])[0]}") from None
     if not isinstance(data, dict) or not isinstance(data.get("runs"), list) or not data["runs"]:
         raise SparsesimError(f"plan {path}: needs a `runs:` list (see benchmarks/h200_plan.yaml)")
     unknown = set(data) - PLAN_KEYS

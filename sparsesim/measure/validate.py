@@ -10,6 +10,7 @@ held-out shapes; `validate_seeds` repeats the split for several seeds and report
 """
 from __future__ import annotations
 
+import json
 import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..atomic import write_atomic, write_json
+from ..atomic import write_atomic_all
 from ..cost.latency import latency
 from ..errors import SparsesimError, require
 from ..hardware import Hardware
@@ -189,9 +190,44 @@ def load_measurements(path: str) -> pd.DataFrame:
     if not p.is_file():
         raise SparsesimError(f"measurements not found: {path}")
     try:
-        return pd.read_csv(p) if p.suffix == ".csv" else pd.read_parquet(p)
+        m = pd.read_csv(p) if p.suffix == ".csv" else _read_parquet(p)
     except Exception as e:  # pyarrow and pandas raise many types for a file that is not a table
-        raise SparsesimError(f"cannot read measurements {path}: {str(e).splitlines()[0][:160]}") from None
+        raise SparsesimError(f"cannot read measurements {path}: {(str(e).splitlines() or [type(e).__name__])[0][:160]}") from None
+    problem = _table_problem(m)
+    if problem:
+        raise SparsesimError(f"measurements {path}: {problem}")
+    return m
+
+
+def _read_parquet(p: Path) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+    table = pq.read_table(p)
+    table.validate(full=True)   # text that is not UTF-8 fails here, not when pandas first decodes it
+    return table.to_pandas()
+
+
+# The columns validation reads and what each must hold: a negative time or a text shape would otherwise
+# turn into errors and break-even densities printed as if measured.
+COUNTS = [*SHAPE, "out_h", "out_w", "block", "active_blocks", "total_blocks"]
+TIMES = ["density", "median_s"]
+TEXTS = ["layer", "source", "kernel", "step"]
+
+
+def _table_problem(m: pd.DataFrame) -> str | None:
+    missing = [c for c in (*COUNTS, *TIMES, *TEXTS) if c not in m.columns]
+    if missing:
+        return f"no column {missing[0]!r} (not a `sparsesim measure` table)"
+    for c in COUNTS:
+        if not pd.api.types.is_integer_dtype(m[c]) or (m[c] < 0).any():
+            return f"column {c!r} must hold integers >= 0"
+    for c in TIMES:
+        v = m[c]
+        if not pd.api.types.is_numeric_dtype(v) or pd.api.types.is_bool_dtype(v) or not np.isfinite(v).all() or (v < 0).any():
+            return f"column {c!r} must hold finite numbers >= 0"
+    for c in TEXTS:
+        if not all(isinstance(x, str) for x in m[c]):
+            return f"column {c!r} must hold text"
+    return None
 
 
 def load_all(paths: list[str], hw: str | None) -> pd.DataFrame:
@@ -207,7 +243,8 @@ def write_tables(result: Validation, out: Path) -> list[Path]:
     tables = {"validation.csv": result.rows, "break_even.csv": result.break_even, "residuals.csv": result.residuals}
     if not result.seeds.empty:
         tables["seeds.csv"] = result.seeds
-    for name, table in tables.items():
-        write_atomic(out / name, lambda tmp, t=table: t.to_csv(tmp, index=False))
-    write_json(out / "metrics.json", result.metrics)
-    return [out / name for name in tables] + [out / "metrics.json"]
+    metrics = json.dumps(result.metrics, indent=2, sort_keys=True)
+    writes = [(out / name, lambda tmp, t=table: t.to_csv(tmp, index=False)) for name, table in tables.items()]
+    writes.append((out / "metrics.json", lambda tmp: Path(tmp).write_text(metrics)))
+    write_atomic_all(writes)   # the tables as one result: all replaced or none
+    return [path for path, _ in writes]

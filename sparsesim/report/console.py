@@ -21,11 +21,11 @@ def describe(trace: "Trace") -> str:
     psnr = frames["psnr_db"].replace(np.inf, np.nan).dropna() if "psnr_db" in frames else frames.iloc[:0]
     lines = [
         f"trace      {trace.path}  ({'complete' if trace.complete else 'INCOMPLETE: ' + m.get('status', '')})",
-        f"video      {m['video']['name']}  {m['video']['size'][0]}x{m['video']['size'][1]}  "
-        f"from frame {m['video']['start']}",
+        *([f"video      {m['video']['name']}  {m['video']['size'][0]}x{m['video']['size'][1]}  "
+           f"from frame {m['video']['start']}"] if "video" in m else []),   # traces written by the library may lack it
         f"model      {m['model']['name']}  ({len(layers)} gated layers, "
         f"{layers['dense_macs'].sum() / 1e9:.3f} GMAC per frame dense)",
-        f"gate       {m['gate']['label']}{_gate_details(trace)}",
+        f"gate       {m['gate'].get('label', m['gate']['kind'])}{_gate_details(trace)}",
         f"frames     {trace.num_frames}{_resets(frames)}",
     ]
     if len(active):

@@ -56,7 +56,12 @@ def load_scales(path: str | Path) -> dict[str, np.ndarray]:
     except FileNotFoundError:
         raise SparsesimError(f"channel scales not found: {path}") from None
     except Exception as e:  # numpy and torch raise many types for a file that is not theirs
-        raise SparsesimError(f"cannot read channel scales {path}: {str(e).splitlines()[0][:160]}") from None
+        raise SparsesimError(f"cannot read channel scales {path}: {(str(e).splitlines() or [type(e).__name__])[0][:160]}") from None
+    # Channels are kept by rank of their scale: NaN ranks arbitrarily and text does not rank at all.
+    bad = [k for k, v in data.items() if not (np.issubdtype(np.asarray(v).dtype, np.number)
+                                             and np.isfinite(np.asarray(v, dtype=float)).all())]
+    if bad:
+        raise SparsesimError(f"channel scales {path}: {str(bad[0])[:60]} must hold finite numbers")
     return data
 
 

@@ -28,6 +28,7 @@ SPARSESIM_TEST_NO_EXCHANGE=1 takes the two-rename path as if RENAME_EXCHANGE wer
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -82,6 +83,30 @@ class LayerInfo:
     weight_bytes: int
 
 
+# The type of each column readers use, per table (ACTIVE_PREFIX: every `active:<layer>` column); a
+# column named here of another type, or a required one missing, makes the table damaged.
+COLUMNS: dict[str, dict[str, tuple[str, bool]]] = {
+    "layers.parquet": {f.name: ("string" if f.type in ("str", str) else "integer", True) for f in fields(LayerInfo)},
+    "frames.parquet": {"frame": ("integer", True), "psnr_db": ("floating", False), "reset": ("boolean", False),
+                       ACTIVE_PREFIX: ("floating", False)},
+    "channels.parquet": {"layer": ("integer", True), "kept_out": ("integer", True), "kept_in": ("integer", True),
+                         "out_bits": ("binary", True), "in_bits": ("binary", True)},
+}
+
+
+def _wrong_columns(schema: pa.Schema, columns: dict[str, tuple[str, bool]]) -> str | None:
+    """What is wrong with a table's columns, or None. All-null columns pass (psnr of unchecked frames)."""
+    missing = [name for name, (_, required) in columns.items() if required and name not in schema.names]
+    if missing:
+        return f"no column {missing[0]!r}"
+    for field in schema:
+        key = ACTIVE_PREFIX if field.name.startswith(ACTIVE_PREFIX) else field.name
+        kind = columns.get(key, (None,))[0]
+        if kind and not (getattr(pa.types, f"is_{kind}")(field.type) or pa.types.is_null(field.type)):
+            return f"column {field.name!r} holds {field.type}, expected {kind}"
+    return None
+
+
 @dataclass(frozen=True)
 class MaskFrame:
     frame: int
@@ -122,9 +147,32 @@ def read_meta(path: Path) -> dict:
     if version != SCHEMA_VERSION:
         newer = isinstance(version, int) and version > SCHEMA_VERSION
         hint = "upgrade sparsesim" if newer else "re-run `sparsesim trace` to record it again"
-        raise TraceError(f"trace {path} has schema version {version}; this sparsesim reads "
+        raise TraceError(f"trace {path} has schema version {version} (meta.json); this sparsesim reads "
                          f"version {SCHEMA_VERSION} ({hint})")
+    _check_meta(meta_path, meta)
     return meta
+
+
+# What readers take from meta.json: (keys, type, required). The writer always records the required ones;
+# the others are typed when present (a trace written by a library user may lack the video).
+META_FIELDS = ((("complete",), bool, True), (("frames_recorded",), int, True), (("model", "name"), str, True),
+               (("gate", "kind"), str, True), (("gate", "label"), str, False), (("status",), str, False),
+               (("video", "name"), str, False), (("video", "size"), list, False), (("video", "start"), int, False))
+
+
+def _check_meta(meta_path: Path, meta: dict) -> None:
+    for keys, kind, required in META_FIELDS:
+        node: Any = meta
+        for key in keys:
+            node = node.get(key, ...) if isinstance(node, dict) else ... if node is ... else None
+        if node is ... and not required:
+            continue
+        ok = isinstance(node, kind) and (kind is bool or not isinstance(node, bool))
+        if ok and kind is list:
+            ok = len(node) == 2 and all(type(v) is int and v > 0 for v in node)
+        if not ok or (kind is int and node < 0):
+            what = "missing" if node is ... else f"{node!r}"[:60]
+            raise TraceError(f"damaged trace: {meta_path}: {'.'.join(keys)} is {what}, expected {kind.__name__}")
 
 
 class TraceWriter:
@@ -363,16 +411,36 @@ class Trace:
 
     def _table(self, rel: str) -> pd.DataFrame:
         """A parquet file of the trace; damage the open-time check cannot see is a one-line TraceError."""
-        return self._arrow(rel).to_pandas()
-
-    def _arrow(self, rel: str, schema: pa.Schema | None = None) -> pa.Table:
+        table = self._arrow(rel)
         try:
-            table = pq.read_table(self.path / rel)
-            return table if schema is None else table.select(schema.names).cast(schema)
+            return table.to_pandas()
+        except (pa.ArrowException, ValueError) as e:   # e.g. a string column that is not UTF-8
+            raise TraceError(f"damaged trace {self.path}: {rel}: {(str(e).splitlines() or [type(e).__name__])[0][:200]}") from None
+
+    def _arrow(self, rel: str, schema: pa.Schema | None = None, verify: bool = False) -> pa.Table:
+        try:
+            table = pq.read_table(self._verified(rel) if verify else self.path / rel)
+            table = table if schema is None else table.select(schema.names).cast(schema)
+            if not verify:
+                table.validate(full=True)   # e.g. strings that are not UTF-8 (pandas would fail on first use)
         except (pa.ArrowException, OSError) as e:  # before ValueError: ArrowInvalid is one
-            raise TraceError(f"damaged trace {self.path}: {rel}: {str(e).splitlines()[0]}") from None
+            raise TraceError(f"damaged trace {self.path}: {rel}: {(str(e).splitlines() or [type(e).__name__])[0]}") from None
         except (KeyError, ValueError, TypeError) as e:
             raise TraceError(f"damaged trace {self.path}: {rel}: wrong columns ({e})") from None
+        wrong = _wrong_columns(table.schema, COLUMNS.get(rel, {}))
+        if wrong:
+            raise TraceError(f"damaged trace {self.path}: {rel}: {wrong}")
+        return table
+
+    def _verified(self, rel: str) -> pa.BufferReader:
+        """The file's bytes, checked against the manifest's SHA-256 as they are read. The open-time check
+        does not hash mask chunks (hours of video); a flipped bit that still parses would otherwise
+        change results silently. Hashing the bytes about to be parsed costs little beside parsing them."""
+        data = (self.path / rel).read_bytes()
+        if hashlib.sha256(data).hexdigest() != self.manifest["files"][rel]["sha256"]:
+            raise TraceError(f"damaged trace {self.path}: {rel}: contents differ from the manifest's SHA-256 "
+                             f"(damaged or replaced); `sparsesim check {self.path}` lists every problem")
+        return pa.BufferReader(data)
 
     def _listed(self, rel: str) -> bool:
         return rel in self.manifest["files"]
@@ -404,7 +472,11 @@ class Trace:
         """Active fraction, frames x layers (columns are layer names)."""
         df = self.frames.set_index("frame")
         cols = [c for c in df.columns if c.startswith(ACTIVE_PREFIX)]
-        return df[cols].rename(columns=lambda c: c[len(ACTIVE_PREFIX):])
+        active = df[cols].rename(columns=lambda c: c[len(ACTIVE_PREFIX):])
+        if len(active) and set(active.columns) != {layer.name for layer in self.layers}:
+            raise TraceError(f"damaged trace {self.path}: the active:<layer> columns of frames.parquet do not "
+                             "name the layers of layers.parquet")
+        return active
 
     @property
     def channels(self) -> pd.DataFrame | None:
@@ -413,8 +485,10 @@ class Trace:
             return None
         df = self._table("channels.parquet")
         sizes = {layer.id: (layer.out_channels, layer.in_channels) for layer in self.layers}
-        df["out_mask"] = [unpack_mask(b, (1, sizes[i][0]))[0] for i, b in zip(df["layer"], df["out_bits"])]
-        df["in_mask"] = [unpack_mask(b, (1, sizes[i][1]))[0] for i, b in zip(df["layer"], df["in_bits"])]
+        shapes = {i: (1, sizes[i][0]) for i in sizes}
+        df["out_mask"] = [self._unpack("channels.parquet", "-", i, b, shapes)[0] for i, b in zip(df["layer"], df["out_bits"])]
+        shapes = {i: (1, sizes[i][1]) for i in sizes}
+        df["in_mask"] = [self._unpack("channels.parquet", "-", i, b, shapes)[0] for i, b in zip(df["layer"], df["in_bits"])]
         return df.drop(columns=["out_bits", "in_bits"])
 
     @property
@@ -428,16 +502,23 @@ class Trace:
     @property
     def graph(self) -> nx.DiGraph:
         try:
-            return nx.node_link_graph(json.loads((self.path / "graph.json").read_text()), edges="edges")
-        except (OSError, ValueError, KeyError, TypeError, nx.NetworkXError) as e:
-            raise TraceError(f"damaged trace {self.path}: graph.json: {e}") from None
+            graph = nx.node_link_graph(json.loads((self.path / "graph.json").read_text()), edges="edges")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, nx.NetworkXError) as e:
+            raise TraceError(f"damaged trace {self.path}: graph.json: {str(e)[:200]}") from None
+        ids = {layer.id for layer in self.layers}
+        bad = [n for n, d in graph.nodes(data=True)
+               if d.get("kind") == "layer" and not (type(d.get("layer_id")) is int and d["layer_id"] in ids)]
+        if not graph.is_directed() or graph.is_multigraph() or bad:
+            what = f"node {str(bad[0])[:60]!r} names no layer" if bad else "not a directed graph"
+            raise TraceError(f"damaged trace {self.path}: graph.json: {what}")
+        return graph
 
     def masks(self, layers: Sequence[int | str] | None = None) -> Iterator[MaskFrame]:
         """Every recorded mask in (frame, layer) order, lazily, optionally for some layers only."""
         wanted = None if layers is None else {self.layer(k).id for k in layers}
         shapes = {layer.id: (layer.out_h, layer.out_w) for layer in self.layers}
         for rel in sorted(r for r in self.manifest["files"] if r.startswith("masks/chunk-")):
-            table = self._arrow(rel, MASK_SCHEMA)
+            table = self._arrow(rel, MASK_SCHEMA, verify=True)
             frame, layer, bits = (table.column(c).to_pylist() for c in ("frame", "layer", "bits"))
             for f, lid, b in zip(frame, layer, bits):
                 if wanted is None or lid in wanted:
@@ -447,7 +528,7 @@ class Trace:
         shape = shapes.get(lid)
         if shape is None or bits is None or len(bits) != -(-shape[0] * shape[1] // 8):
             raise TraceError(f"damaged trace {self.path}: {rel}: the mask of layer {lid} at frame {frame} "
-                             "does not fit the layer's output size")
+                             "does not fit the layer's size")
         return unpack_mask(bits, shape)
 
     def layer_masks(self, key: int | str) -> np.ndarray:

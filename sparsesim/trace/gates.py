@@ -70,13 +70,17 @@ def load_learned_gates(path: str, layers: dict[str, ConvLayer]) -> dict[str, Lea
     except FileNotFoundError:
         raise SparsesimError(f"gate checkpoint not found: {path}") from None
     except Exception as e:  # torch raises many types for a file that is not a checkpoint
-        raise SparsesimError(f"cannot read gate checkpoint {path}: {str(e).splitlines()[0][:160]}") from None
+        raise SparsesimError(f"cannot read gate checkpoint {path}: {(str(e).splitlines() or [type(e).__name__])[0][:160]}") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise SparsesimError(f"gate checkpoint {path} holds no state dict")
     gates: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in state.items():
+        # A gate is on where its logit is > 0: a NaN weight turns it off silently, text cannot be convolved.
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor) or not value.is_floating_point() \
+                or not torch.isfinite(value).all():
+            raise SparsesimError(f"gate checkpoint {path}: {str(key)[:60]} is not a tensor of finite numbers")
         name = key.removeprefix("module.").replace(".gate.gate_network.0", "")
         layer, _, part = name.rpartition(".")
         gates.setdefault(layer, {})[part] = value

@@ -71,13 +71,18 @@ class LoadedMasks:
     @classmethod
     def load(cls, path: str | Path) -> "LoadedMasks":
         try:
-            data = np.load(path)
-        except (OSError, ValueError) as e:
-            raise SparsesimError(f"cannot read masks {path}: {e}") from None
-        missing = [f"cells{c}" for c in CELLS if f"cells{c}" not in data]
+            with np.load(path) as data:   # members are read (and their zip CRCs checked) here, not per step
+                arrays = {k: data[k] for k in data.files}
+        except Exception as e:  # numpy and zipfile raise many types for a file that is not an .npz
+            raise SparsesimError(f"cannot read masks {path}: {(str(e).splitlines() or [type(e).__name__])[0][:160] if str(e) else type(e).__name__}") from None
+        missing = [f"cells{c}" for c in CELLS if f"cells{c}" not in arrays]
         if missing:
             raise SparsesimError(f"masks {path} lack arrays {', '.join(missing)} (need cells8, cells4, cells2)")
-        return cls({k: data[k].astype(bool) for k in data.files})
+        wrong = [f"cells{c}" for c in CELLS if arrays[f"cells{c}"].ndim != 3
+                 or arrays[f"cells{c}"].dtype.kind not in "biu"]
+        if wrong:
+            raise SparsesimError(f"masks {path}: {wrong[0]} must be a bool array (steps, rows, columns)")
+        return cls({k: arrays[k].astype(bool) for k in arrays})
 
     def __call__(self, warped0: torch.Tensor, warped1: torch.Tensor) -> list[torch.Tensor]:
         h, w = warped0.shape[-2:]

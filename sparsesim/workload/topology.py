@@ -42,13 +42,17 @@ class ConvLayer:
         oh, ow = self.ofmap
         return ((oh - 1) * self.stride + self.filter_h) * ((ow - 1) * self.stride + self.filter_w) * self.channels
 
+# No real layer comes near this; a larger figure is a damaged file, and simulating it would exhaust memory.
+MAX_DIMENSION = 1 << 20
+
+
 def _int(path: Path, row: int, column: str, text: str) -> int:
     try:
         value = int(text.strip())
     except ValueError:
         raise ScaleSimInputError(f"{path}: row {row}: {column} must be an integer, got {text.strip()!r}") from None
-    if value < 1:
-        raise ScaleSimInputError(f"{path}: row {row}: {column} must be >= 1, got {value}")
+    if not 1 <= value <= MAX_DIMENSION:
+        raise ScaleSimInputError(f"{path}: row {row}: {column} must be in 1..{MAX_DIMENSION}, got {value}")
     return value
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import yaml
 
 from ... import trace, workload
+from ...atomic import write_atomic
 from ...errors import SparsesimError, require
 from ...hardware import Hardware, load
 from ...cost.mapspace import Problem
@@ -147,7 +148,8 @@ def architecture_v03(hw: Hardware) -> dict:
 
 
 def _dump(path: Path, data: dict, header: str) -> None:
-    path.write_text(f"# {header}\n" + yaml.safe_dump(data, sort_keys=False))
+    text = f"# {header}\n" + yaml.safe_dump(data, sort_keys=False)
+    write_atomic(path, lambda tmp: Path(tmp).write_text(text))   # a full disk leaves no half-written file
 
 
 # timeloop-mapper's search: the exercise's own settings (mapper/mapper.yaml of the VGG02 exercise:

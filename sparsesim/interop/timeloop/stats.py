@@ -136,6 +136,8 @@ def parse_stats(path: str | Path) -> TimeloopStats:
         lines = path.read_text().splitlines()
     except (FileNotFoundError, IsADirectoryError):
         raise SparsesimError(f"Timeloop stats file not found: {path}") from None
+    except UnicodeDecodeError:
+        raise SparsesimError(f"{path}: not a Timeloop stats file (not text)") from None
     s = _summary(lines, path)
     algorithmic = s.get("algorithmic")
     if algorithmic is None or "cycles" not in s:

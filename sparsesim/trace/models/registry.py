@@ -131,7 +131,7 @@ def _state_dict_from(obj: object, path: Path) -> dict[str, torch.Tensor]:
     for key in ("state_dict", "model", "params"):  # common wrappers of training checkpoints
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+    if not isinstance(obj, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
         raise ModelError(f"checkpoint {path} holds no state dict of tensors")
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
@@ -149,8 +149,12 @@ def check_fits(module: nn.Module, state: dict[str, torch.Tensor], spec: ModelSpe
     unexpected = sorted(set(used) - set(expected))
     shapes = sorted(f"{k} {tuple(used[k].shape)} != {tuple(expected[k].shape)}"
                     for k in set(used) & set(expected) if used[k].shape != expected[k].shape)
+    # A NaN or infinite weight would run, and gate every location on or off without a word.
+    nonfinite = sorted(k for k in set(used) & set(expected)
+                       if used[k].is_floating_point() and not torch.isfinite(used[k]).all())
     problems = [f"{label}: {_summarise(keys)}" for label, keys in
-                (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", shapes)) if keys]
+                (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", shapes),
+                 ("non-finite values", nonfinite)) if keys]
     if problems:
         raise ModelError(f"checkpoint {path} does not fit model {spec.name}: {'; '.join(problems)}")
 
@@ -182,7 +186,7 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a file that is not a checkpoint
-        raise ModelError(f"cannot read checkpoint {path}: {str(e).splitlines()[0][:200]}") from None
+        raise ModelError(f"cannot read checkpoint {path}: {(str(e).splitlines() or [type(e).__name__])[0][:200]}") from None
     return _state_dict_from(raw, path)
 
 
