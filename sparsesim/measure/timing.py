@@ -24,22 +24,8 @@ def time_calls(calls: Sequence[Callable[[], object]], device: str, warmup: int =
         calls[i % len(calls)]()
     if cuda:
         torch.cuda.synchronize()
-    samples = []
-    for i in range(repeat):
-        call = calls[i % len(calls)]
-        if cuda:
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            call()
-            end.record()
-            end.synchronize()
-            samples.append(start.elapsed_time(end) / 1e3)
-        else:
-            t0 = time.perf_counter()
-            call()
-            samples.append(time.perf_counter() - t0)
-    p10, median, p90 = np.percentile(samples, [10, 50, 90])
-    return Timing(float(median), float(p10), float(p90), repeat)
+    samples = [_one(calls[i % len(calls)], cuda) for i in range(repeat)]
+    return _timing(samples)
 
 
 def time_interleaved(groups: Mapping[Hashable, Sequence[Callable[[], object]]], device: str, warmup: int = 3,
