@@ -9,7 +9,7 @@ pixel). It then reports the layer's active fraction inside the moving region and
 gated steps.
 
     PYTHONPATH=. python -m sparsesim.cli trace sample:bikes --model rife --frames 25 -o /tmp/bikes-rife
-    PYTHONPATH=. python benchmarks/motion_follows.py /tmp/bikes-rife              # first layer, --change 0.05
+    PYTHONPATH=. python benchmarks/motion_follows.py /tmp/bikes-rife     # first layer, --change 0.01,0.02,0.05
 
 Frame-to-frame change is a proxy for motion: noise and lighting flicker count as change too, which is
 why the threshold is a small absolute step rather than 0.
@@ -114,14 +114,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("trace")
     parser.add_argument("--layer", default="0", help="layer id or name (default: the first)")
-    parser.add_argument("--change", type=float, default=0.05, help="a pixel moved when it changed by more (RGB in [0, 1])")
+    parser.add_argument("--change", default="0.01,0.02,0.05",
+                        help="a pixel moved when it changed by more (RGB in [0, 1]); comma-separated: one line each")
     args = parser.parse_args()
     torch.set_num_threads(1)
     layer = int(args.layer) if args.layer.isdigit() else args.layer
-    r = motion_activity(args.trace, layer, args.change)
-    print(f"{args.trace}: layer {r.layer}, {r.steps} gated steps, change > {args.change}: moving region "
-          f"{r.moving_share:.1%} of the cells; active {r.active_moving:.1%} inside it, {r.active_static:.1%} "
-          f"outside it (static skipped {r.static_skipped:.1%})")
+    for change in map(float, args.change.split(",")):
+        r = motion_activity(args.trace, layer, change)
+        print(f"{args.trace}: layer {r.layer}, {r.steps} gated steps, change > {change:g}: moving region "
+              f"{r.moving_share:.1%} of the cells; active {r.active_moving:.1%} inside it, {r.active_static:.1%} "
+              f"outside it (static skipped {r.static_skipped:.1%})")
 
 
 if __name__ == "__main__":
