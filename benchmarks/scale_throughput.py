@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--model", default="mtcnn-pnet")
     args = parser.parse_args()
     videos = [video.resolve_video(f"sample:{name}") for name in SAMPLES]
-    base = TraceOptions(video="", model=args.model, gate=GateConfig(threshold=0.05), frames=args.frames,
+    base = TraceOptions(video="", model=args.model, gate=GateConfig("input-norm", threshold=0.05), frames=args.frames,
                         quality_every=0)
     with tempfile.TemporaryDirectory() as tmp:
         copies = Path(tmp) / "copies"  # a balanced set: four equal videos (carphone under four names)

@@ -94,7 +94,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for eps in (0.0, args.threshold):
             for q in (0, 1):
-                options = replace(base, gate=GateConfig(threshold=eps), quality_every=q, output=f"{tmp}/t{eps}-{q}")
+                options = replace(base, gate=GateConfig("input-norm", threshold=eps), quality_every=q, output=f"{tmp}/t{eps}-{q}")
                 label = f"trace, eps={eps:g}, quality {'every frame' if q else 'off'}"
                 rates[label] = best_fps(lambda: trace_video(options, loaded).frames, args.repeat)
     dense, dense_cpu = rates["dense torch, no recording"]

@@ -96,7 +96,8 @@ def test_combined_with_a_spatial_gate(tmp_path, small_video):
     assert main(["trace", str(small_video), "--model", "realesr-compact", "--threshold", "0.05", "--prune", "0.25",
                  "--frames", "4", "-o", str(tmp_path / "t"), "-q"]) == 0
     t = trace.open(tmp_path / "t")
-    assert t.meta["gate"]["label"] == "input-norm-rel-e0.05-p0.25" and t.channels is not None
+    # the default spatial gate (delta since issue 17's defaults) beside the channel pruning
+    assert t.meta["gate"]["label"] == "delta-rel-e0.05-p0.25" and t.channels is not None
     assert (t.active.iloc[1:].to_numpy() < 1).any()
 
 

@@ -55,7 +55,7 @@ def test_default_output_name_and_rerun_replaces(capsys, small_video, tmp_path, m
     args = ("trace", small_video, "--model", "mtcnn-pnet", "--gate-block", "2", "--frames", "4", "-q",
             "--quality-every", "0")
     assert run_cli(capsys, *args)[0] == 0
-    target = tmp_path / "traces" / "square-mtcnn-pnet-input-norm-rel-e0.1-b2"  # relative thresholds: the default
+    target = tmp_path / "traces" / "square-mtcnn-pnet-delta-rel-e0.1-b2"  # relative delta gates: the defaults
     first = trace.open(target).layer_masks(0)
     assert run_cli(capsys, *args)[0] == 0  # same trace: replaced, and bit-identical
     np.testing.assert_array_equal(trace.open(target).layer_masks(0), first)
@@ -70,7 +70,7 @@ def test_absolute_thresholds_keep_the_old_label_and_an_old_trace_is_still_the_sa
     import json
     monkeypatch.chdir(tmp_path)
     args = ("trace", small_video, "--model", "mtcnn-pnet", "--frames", "3", "-q", "--quality-every", "0",
-            "--threshold-mode", "absolute", "--cut-threshold", "0")
+            "--gate", "input-norm", "--threshold-mode", "absolute", "--cut-threshold", "0")   # the pre-mode defaults
     assert run_cli(capsys, *args)[0] == 0
     target = tmp_path / "traces" / "square-mtcnn-pnet-input-norm-e0.1"
     meta = json.loads((target / "meta.json").read_text())

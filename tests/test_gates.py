@@ -39,7 +39,7 @@ def test_transposed_conv_gate_lives_at_output_resolution_and_follows_the_change(
     conv = nn.ConvTranspose2d(2, 3, 4, 2, 1)
     residual = torch.zeros(1, 2, 8, 8)
     residual[..., 2, 3] = 1.0
-    gate = residual_gate(residual, conv, GateConfig(threshold=1e-6))
+    gate = residual_gate(residual, conv, GateConfig("input-norm", threshold=1e-6))
     assert gate.shape == conv(residual).shape[:1] + (1,) + conv(residual).shape[2:]
     ys, xs = np.nonzero(gate[0, 0].numpy())
     assert 2 <= ys.min() and ys.max() <= 7 and 4 <= xs.min() and xs.max() <= 9  # input (2,3) scatters to rows 3..6±1

@@ -227,5 +227,5 @@ def test_a_ground_truth_trace_gets_its_own_default_directory(tmp_path, capsys, s
     monkeypatch.chdir(tmp_path)
     assert trace_cli(capsys, "trace", small_video, "--model", "mtcnn-pnet", "--frames", "2", "-q")[0] == 0
     assert trace_cli(capsys, "trace", small_video, "--model", "mtcnn-pnet", "--frames", "2", "--ground-truth", "-q")[0] == 0
-    assert sorted(p.name for p in (tmp_path / "traces").iterdir()) == ["square-mtcnn-pnet-input-norm-rel-e0.1",
-                                                                      "square-mtcnn-pnet-input-norm-rel-e0.1-gt"]
+    assert sorted(p.name for p in (tmp_path / "traces").iterdir()) == ["square-mtcnn-pnet-delta-rel-e0.1",
+                                                                      "square-mtcnn-pnet-delta-rel-e0.1-gt"]

@@ -197,7 +197,7 @@ def test_ppocr_detector_traces_the_sample_video_as_committed(capsys, tmp_path):
     committed = trace.open(TESTS.parent / "traces" / "bikes-ch_PP-OCRv4_det_infer-input-norm-e0.1")
     t = traced(capsys, "sample:bikes", f"onnx:{ppocr_path()}", tmp_path / "t", "--input-size", "384x160",
                "--mean", PPOCR_MEAN, "--std", PPOCR_STD, "--color", "bgr", "--start", "56", "--frames", "4",
-               "--threshold", "0.1", "--threshold-mode", "absolute")   # as the committed trace was traced
+               "--gate", "input-norm", "--threshold", "0.1", "--threshold-mode", "absolute")   # as the committed trace was traced
     assert t.complete and t.num_frames == 4 and len(t.layers) == 64
     assert t.layers[0].name == "p2o.Conv.0" and t.meta["model"]["name"] == "onnx:ch_PP-OCRv4_det_infer.onnx"
     assert t.meta["quality"]["output"] == "sigmoid_0.tmp_0"
@@ -287,7 +287,7 @@ def test_default_output_is_named_after_the_model_file(capsys, small_video, tmp_p
     monkeypatch.chdir(tmp_path)
     code, out, err = run_cli(capsys, "trace", small_video, "--model", f"onnx:{two_heads_onnx}", "--frames", "2", "-q")
     assert code == 0, err
-    assert (tmp_path / "traces" / "square-two_heads-input-norm-rel-e0.1" / "meta.json").is_file()
+    assert (tmp_path / "traces" / "square-two_heads-delta-rel-e0.1" / "meta.json").is_file()
 
 
 def test_many_videos_with_an_own_model_in_one_process(capsys, tmp_path, two_heads_onnx, monkeypatch):
@@ -297,4 +297,4 @@ def test_many_videos_with_an_own_model_in_one_process(capsys, tmp_path, two_head
     code, out, err = run_cli(capsys, "trace", tmp_path, "--model", "onnx:two_heads.onnx", "-o", tmp_path / "all", "-q")
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "all").iterdir() if p.is_dir()) == \
-        ["clip0-two_heads-input-norm-rel-e0.1", "clip1-two_heads-input-norm-rel-e0.1"]
+        ["clip0-two_heads-delta-rel-e0.1", "clip1-two_heads-delta-rel-e0.1"]

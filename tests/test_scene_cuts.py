@@ -42,7 +42,7 @@ def test_info_counts_the_dense_frames_by_reason(tmp_path, capsys):
     assert main(["info", str(tmp_path / "t")]) == 0
     out = capsys.readouterr().out
     assert "(8 gated; dense: first 1, cut 1)" in out
-    assert "skip-conv semantics, relative thresholds: per layer" in out
+    assert "delta semantics, relative thresholds: per layer" in out   # the default gate
 
 
 def test_a_smooth_sequence_has_no_cut(tmp_path):

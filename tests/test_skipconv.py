@@ -55,7 +55,7 @@ def toy():
 def test_epsilon_zero_equals_dense_and_masks_are_all_ones(toy):
     xs = frames(8)
     dense = [toy(x) for x in xs]
-    outs, masks = run(GatedModel.wrap(toy, GateConfig(threshold=0.0)), xs)
+    outs, masks = run(GatedModel.wrap(toy, GateConfig("input-norm", threshold=0.0)), xs)
     for o, d in zip(outs, dense):
         torch.testing.assert_close(o, d, atol=1e-5, rtol=1e-5)
     assert all(m.all() for frame in masks for m in frame)
@@ -63,7 +63,7 @@ def test_epsilon_zero_equals_dense_and_masks_are_all_ones(toy):
 
 @torch.inference_mode()
 def test_huge_epsilon_empties_masks_after_the_first_frame(toy):
-    outs, masks = run(GatedModel.wrap(toy, GateConfig(threshold=1e9)), frames(5))
+    outs, masks = run(GatedModel.wrap(toy, GateConfig("input-norm", threshold=1e9)), frames(5))
     assert all(m.all() for m in masks[0])
     assert not any(m.any() for frame in masks[1:] for m in frame)
     for o in outs[1:]:
@@ -74,7 +74,7 @@ def test_huge_epsilon_empties_masks_after_the_first_frame(toy):
 def test_gated_output_is_the_previous_output_plus_the_gated_update():
     conv = nn.Conv2d(3, 4, 3, 1, 1)
     x0, x1 = frames(2)
-    model = GatedModel.wrap(nn.Sequential(conv), GateConfig(threshold=0.02))
+    model = GatedModel.wrap(nn.Sequential(conv), GateConfig("input-norm", threshold=0.02))
     (z0, z1), masks = run(model, [x0, x1])
     g = masks[1][0]
     assert 0 < g.float().mean() < 1  # a real partial gate
@@ -85,7 +85,7 @@ def test_gated_output_is_the_previous_output_plus_the_gated_update():
 
 @torch.inference_mode()
 def test_block_gates_are_constant_over_blocks(toy):
-    _, masks = run(GatedModel.wrap(toy, GateConfig(threshold=0.01, block=4)), frames(3))
+    _, masks = run(GatedModel.wrap(toy, GateConfig("input-norm", threshold=0.01, block=4)), frames(3))
     for m in masks[2]:
         m = m[0, 0]
         h, w = m.shape
@@ -97,7 +97,7 @@ def test_block_gates_are_constant_over_blocks(toy):
 
 @torch.inference_mode()
 def test_reset_every_k_computes_dense_frames(toy):
-    _, masks = run(GatedModel.wrap(toy, GateConfig(threshold=1e9, reset_every=3)), frames(7))
+    _, masks = run(GatedModel.wrap(toy, GateConfig("input-norm", threshold=1e9, reset_every=3)), frames(7))
     dense_frames = [t for t, frame in enumerate(masks) if all(m.all() for m in frame)]
     assert dense_frames == [0, 3, 6]
 

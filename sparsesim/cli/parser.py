@@ -87,7 +87,7 @@ def measured_args(p: argparse.ArgumentParser) -> None:
 
 
 def trace_args(t: argparse.ArgumentParser) -> None:
-    from ..trace.gate_config import DEFAULT_CUT_THRESHOLD, GATE_KINDS, THRESHOLD_MODES
+    from ..trace.gate_config import DEFAULT_CUT_THRESHOLD, GATE_KINDS, THRESHOLD_MODES, GateConfig
     from ..trace.models import names, source_usages
     t.add_argument("video", help="a video file PyAV can decode, sample:NAME for a bundled sample "
                    "(sample:carphone_pristine, sample:bikes, sample:bigbuckbunny), or a directory or glob of "
@@ -96,11 +96,12 @@ def trace_args(t: argparse.ArgumentParser) -> None:
                    f"{', '.join(source_usages())} (see 'Your own model' in the README)")
     t.add_argument("--checkpoint", metavar="PATH", help="load these weights instead of the packaged ones "
                    "(python: models: a state dict for the factory's module)")
-    t.add_argument("--gate", default="input-norm", help=f"gate kind: {', '.join(GATE_KINDS)} (delta: DeltaCNN's "
-                   "accumulated deltas, the reference moving only where a change was propagated; the others "
-                   "compare with the previous frame, as Skip-Convolutions do)")
-    t.add_argument("--threshold", type=threshold, default=0.1, metavar="EPS",
-                   help="gate threshold epsilon: a location is recomputed where its norm reaches EPS")
+    t.add_argument("--gate", default=GateConfig.kind, help=f"gate kind: {', '.join(GATE_KINDS)} (delta, the "
+                   "default: DeltaCNN's accumulated deltas, the reference moving only where a change was propagated; "
+                   "the others compare with the previous frame, as Skip-Convolutions do)")
+    t.add_argument("--threshold", type=threshold, default=GateConfig.threshold, metavar="EPS",
+                   help=f"gate threshold epsilon (default {GateConfig.threshold}): a location is recomputed where its "
+                   "norm reaches EPS")
     t.add_argument("--threshold-mode", default="relative", choices=THRESHOLD_MODES,
                    help="relative: EPS is a fraction of each layer's own activation scale (mean |x| of its input "
                    "on the last dense frame), so one EPS means the same in every layer and model; absolute: EPS as "

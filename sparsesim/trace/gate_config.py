@@ -24,7 +24,11 @@ LEGACY_GATE_SETTINGS = {"threshold_mode": "absolute", "cut_threshold": 0.0}
 
 @dataclass(frozen=True)
 class GateConfig:
-    kind: str = "input-norm"
+    # The defaults (accumulated deltas, relative epsilon 0.1) keep RIFE's interpolation within 0.16 dB of
+    # the dense one against the real frames on every sample video, and stay bounded over a whole video,
+    # where Skip-Conv gates drift (benchmarks/results/gate_sweep.md). Traces record kind and threshold in
+    # their identity, so older traces (input-norm by default then) keep theirs.
+    kind: str = "delta"
     threshold: float = 0.1      # epsilon; a location is computed where its norm reaches it (>=)
     block: int = 1              # b: decisions are unions over b x b output blocks
     reset_every: int = 0        # K: a dense frame every K frames; 0 = never
