@@ -21,6 +21,7 @@ from sparsesim.measure.calibrate.devices import Environment
 from sparsesim.measure.calibrate.probes import Conv
 
 MiB = 2 ** 20
+STOCK = Path(__file__).parent / "data" / "cpu-stock.yaml"   # cpu.yaml as it was before any calibration
 
 
 def efficiency(p: Conv) -> float:
@@ -249,7 +250,7 @@ def test_set_figures_keeps_comments_and_adds_missing_keys():
 
 def cpu_with(tmp_path, figures) -> "hardware.Hardware":
     path = tmp_path / "cpu.yaml"
-    path.write_text(set_figures((hardware.models_dir() / "cpu.yaml").read_text(), figures))
+    path.write_text(set_figures(STOCK.read_text(), figures))
     return hardware.load(str(path))
 
 
@@ -272,7 +273,7 @@ def test_the_model_runs_a_conv_at_the_tables_rate_for_its_shape(tmp_path):
     steps = hardware.kinds.of(hw).latency_steps(geo, hw, dense_work(geo), None)
     flops = 2 * 64 * 64 * 288
     assert steps[2].item() == pytest.approx(flops / (2.0 * 8 * 1e9))  # 64 channels: two whole register blocks
-    plain = hardware.load("cpu")                               # without a table: the sustained rate, as before
+    plain = hardware.load(str(STOCK))                          # without a table: the sustained rate, as before
     old = hardware.kinds.of(plain).latency_steps(geo, plain, dense_work(geo), None)
     # the busiest core holds one whole 64-pixel tile, at the sustained rate per core (MAC/s)
     assert old[2].item() == pytest.approx(64 * 64 * 288 / (plain.part.sustained_flops / 2 / plain.units))
@@ -299,7 +300,7 @@ def test_the_scatter_is_priced_at_its_own_bandwidth(tmp_path):
     from sparsesim.workload import sparse_work, traffic
     geo = one_conv()
     work = sparse_work(geo, arr(8), arr(20), arr(20 * 64), arr(64))
-    plain = hardware.load("cpu")
+    plain = hardware.load(str(STOCK))
     slow = cpu_with(tmp_path, [Figure(("cpu", "scatter_gbps"), 0.5, "test")])
     a, b = latency(geo, plain, work, arr(8)), latency(geo, slow, work, arr(8))
     moved = traffic(geo, slow, work)
@@ -313,9 +314,9 @@ def test_the_scatter_is_priced_at_its_own_bandwidth(tmp_path):
 
 
 def test_a_conv_faster_than_the_stated_peak_and_a_thread_mismatch_are_pointed_out(tmp_path):
-    fast = Truth(**{**TRUTH.__dict__, "peak_gflops": 2000.0})        # cpu.yaml states 358 GFLOP/s
-    warnings = run_calibrate(CalibrateOptions(output=str(tmp_path / "cpu.yaml"), quick=True, progress=False),
-                             fake(truth=fast, threads=1)).warnings
+    fast = Truth(**{**TRUTH.__dict__, "peak_gflops": 2000.0})        # the stock cpu.yaml states 358 GFLOP/s
+    warnings = run_calibrate(CalibrateOptions(output=str(tmp_path / "cpu.yaml"), base=str(STOCK), quick=True,
+                                              progress=False), fake(truth=fast, threads=1)).warnings
     assert len(warnings) == 2 and "above peak_tflops.fp32 (358 GFLOP/s)" in warnings[0]
     assert "1 threads on a description of 2 units" in warnings[1]
     assert calibrate(tmp_path, quick=True).warnings == ()
