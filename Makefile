@@ -76,7 +76,7 @@ report: $(STAMP)
 	$(BIN)/sparsesim report traces/carphone_pristine-rife-input-norm-e0.01 \
 	  traces/carphone_pristine-mtcnn-pnet-input-norm-e0.05 -o reports/carphone --export png \
 	  --kernel gather-scatter,fused,region \
-	  --measurements traces/measurements/cpu-rife.parquet,traces/measurements/cpu-mtcnn.parquet,traces/measurements/cpu-synthetic.parquet \
+	  --measurements traces/measurements/cpu-rife.parquet,traces/measurements/cpu-mtcnn.parquet,traces/measurements/cpu-synthetic.parquet,traces/measurements/cpu-bikes.parquet \
 	  --measured-hw cpu
 
 bench: $(STAMP)
