@@ -379,6 +379,12 @@ def _write(path: Path, content: str | bytes) -> Path:
     return path
 
 
+def _companions(work: Path) -> None:
+    """The tables a description names beside it (a calibrated CPU's conv-efficiency CSV), undamaged."""
+    for table in MODELS.glob("*.csv"):
+        shutil.copyfile(table, work / table.name)
+
+
 def _answer_of(write_inputs, content) -> str:
     """`hw show` of the undamaged files, paths made relative to the work folder."""
     with tempfile.TemporaryDirectory() as work:
@@ -402,6 +408,7 @@ def test_damaged_hardware_yaml(name):
     text = (MODELS / name).read_text()
 
     def inputs(work: Path, content) -> tuple:
+        _companions(work)
         return "hw", "show", _write(work / name, content)
     expected = _answer_of(inputs, text)
 
@@ -421,6 +428,7 @@ def test_damaged_energy_yaml(name):
 
     def inputs(work: Path, content) -> tuple:
         table = _write(work / name, content)
+        _companions(work)
         _write(work / "hw.yaml", yaml.safe_dump({**hw, "energy_table": str(table), "energy_tables": []}))
         return "hw", "show", work / "hw.yaml"
 
