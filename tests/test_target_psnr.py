@@ -57,8 +57,8 @@ def test_a_handmade_model_traces_at_the_largest_epsilon_keeping_the_target(tmp_p
     assert larger and all(s["psnr_db"] < target for s in larger)
 
 
-@pytest.mark.parametrize("args,match", [(["--target-psnr", "400"], "no threshold reaches PSNR 400 dB on the first 4 "
-                                         "frames: the best was"),
+@pytest.mark.parametrize("args,match", [(["--target-psnr", "400"], "no threshold reaches PSNR 400 dB on 4 frames at "
+                                         "each of frames 0, "),
                                         (["--target-psnr", "-3"], "--target-psnr must be"),
                                         (["--target-psnr", "inf"], "--target-psnr must be"),
                                         (["--target-psnr", "30", "--gate", "none"], "needs a thresholded gate"),
@@ -70,3 +70,11 @@ def test_bad_targets_are_one_line_errors_and_write_nothing(tmp_path, small_video
     err = capsys.readouterr().err.strip()
     assert code != 0 and match in err and "\n" not in err and "Traceback" not in err
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_the_search_windows_spread_over_the_video():
+    from sparsesim.trace.target import window_starts
+    assert window_starts(0, 12, 250) == (0, 119, 238)            # start, middle, the last window that fits
+    assert window_starts(10, 12, 100) == (10, 54, 98)            # counted from --start
+    assert window_starts(0, 8, 8) == (0,) and window_starts(0, 12, 5) == (0,)   # one window when nothing else fits
+    assert window_starts(0, 12, 13) == (0, 1)                   # no duplicates

@@ -108,10 +108,11 @@ def trace_args(t: argparse.ArgumentParser) -> None:
                    "given (traces recorded before this option were absolute)")
     t.add_argument("--target-psnr", type=threshold, metavar="DB",
                    help="first search the largest EPS (log-scale bisection in [1e-4, 2]) whose gated output keeps "
-                   "this PSNR against the dense one on the first --calibration-frames frames, then trace at it "
+                   "this PSNR against the dense one on --calibration-frames frames at the start, middle and end of "
+                   "the video, then trace at it "
                    "(the search is recorded in meta.json)")
     t.add_argument("--calibration-frames", type=int, default=12, metavar="N",
-                   help="decoded frames the --target-psnr search traces")
+                   help="decoded frames the --target-psnr search traces at each of its three places")
     t.add_argument("--cut-threshold", type=threshold, default=DEFAULT_CUT_THRESHOLD, metavar="MSE",
                    help="a scene cut (mean squared change of an input frame, RGB in [0, 1], above MSE) forces a "
                    "dense frame; 0 = never")
