@@ -2,6 +2,7 @@
 stages print as one line, options named by the flags the user typed, never a traceback."""
 from __future__ import annotations
 
+import os
 import sys
 from typing import Sequence
 
@@ -10,7 +11,7 @@ from . import commands
 from .commands import EXIT_ERROR, EXIT_INTERRUPTED
 from .parser import build_parser, command_of, flag_for
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "run"]
 
 
 def one_line(message: str) -> str:
@@ -40,3 +41,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:  # disk full, permissions: name the file, skip the traceback
         print(one_line(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": ")), file=sys.stderr)
         return EXIT_ERROR
+
+
+def run() -> None:
+    """The `sparsesim` executable: `main`, then leave without the interpreter's teardown. pyarrow's
+    parquet threads can abort a finishing process ("terminate called without an active exception",
+    apache/arrow#34314): after the one-line error and exit 2 came a second line and SIGABRT, now and then
+    (seen once in a test run). Every file is written and closed by now, so nothing is lost; a Ray runtime
+    this process started still gets its shutdown hooks (a normal exit)."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    ray = sys.modules.get("ray")
+    if ray is not None and getattr(ray, "is_initialized", lambda: False)():
+        sys.exit(code)
+    os._exit(code)
