@@ -320,3 +320,21 @@ def test_a_conv_faster_than_the_stated_peak_and_a_thread_mismatch_are_pointed_ou
     assert len(warnings) == 2 and "above peak_tflops.fp32 (358 GFLOP/s)" in warnings[0]
     assert "1 threads on a description of 2 units" in warnings[1]
     assert calibrate(tmp_path, quick=True).warnings == ()
+
+
+def test_the_wall_clock_leaves_a_probes_preparation_untimed_and_only_indexed_probes_evict():
+    import time as time_
+    from sparsesim.measure.calibrate.clock import WallClock
+    from sparsesim.measure.calibrate.kernels import TorchKernels
+    from sparsesim.measure.calibrate.probes import Indexed
+
+    prepared = []
+
+    def call():
+        return None
+    call.before = lambda: (time_.sleep(0.05), prepared.append(1))
+    assert WallClock().time(None, call) < 0.01 and prepared == [1]   # run once, its 50 ms not counted
+    kernels = TorchKernels("cpu")
+    gather = kernels.make(Indexed("gather", channels=8, side=64, tiles=4, block=8))
+    conv = kernels.make(Conv(kernel=3, stride=1, width=8, m=64, cout=16, cin=8))
+    assert getattr(gather, "before", None) is not None and getattr(conv, "before", None) is None
