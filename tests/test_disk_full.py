@@ -132,16 +132,6 @@ def test_estimate_on_a_full_disk_keeps_the_previous_tables(capsys, monkeypatch, 
     assert snapshot(work) == before
 
 
-def test_estimate_into_a_read_only_directory(capsys, monkeypatch, small_trace, tmp_path):
-    out = tmp_path / "est.csv"
-    assert run(capsys, *estimate_argv(small_trace, out, "2"))[0] == 0
-    before = snapshot(tmp_path)
-    read_only(monkeypatch, tmp_path)
-    code, _, err = run(capsys, *estimate_argv(small_trace, out, "8"))
-    assert_one_line(code, err, "Read-only file system")
-    assert snapshot(tmp_path) == before
-
-
 # --------------------------------------------------------------------------------------------- report
 
 def report_argv(trace: Path, out: Path, blocks: str) -> tuple:
@@ -159,16 +149,6 @@ def test_report_on_a_full_disk_keeps_the_previous_report(capsys, monkeypatch, sm
     assert_one_line(code, err, "No space left on device")
     assert snapshot(tmp_path) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
-
-
-def test_report_into_a_read_only_directory(capsys, monkeypatch, small_trace, tmp_path):
-    out = tmp_path / "report"
-    assert run(capsys, *report_argv(small_trace, out, "2"))[0] == 0
-    before = snapshot(tmp_path)
-    read_only(monkeypatch, tmp_path)
-    code, _, err = run(capsys, *report_argv(small_trace, out, "8"))
-    assert_one_line(code, err, "Read-only file system")
-    assert snapshot(tmp_path) == before
 
 
 # ---------------------------------------------------------------------------------------------- trace
@@ -192,12 +172,21 @@ def test_trace_on_a_full_disk_keeps_the_previous_trace(capsys, monkeypatch, smal
     assert run(capsys, "check", out)[0] == 0
 
 
-def test_trace_into_a_read_only_directory(capsys, monkeypatch, small_video, tmp_path):
-    out = tmp_path / "t"
-    assert run(capsys, *trace_argv(small_video, out, "0.05"))[0] == 0
+# One table for the read-only target of every writer: (argv builder, its input fixture, the output, the
+# first and the second run's setting).
+READ_ONLY = {"estimate": (estimate_argv, "small_trace", "est.csv", "2", "8"),
+             "report": (report_argv, "small_trace", "report", "2", "8"),
+             "trace": (trace_argv, "small_video", "t", "0.05", "0.05")}
+
+
+@pytest.mark.parametrize("command", READ_ONLY)
+def test_a_read_only_directory_keeps_the_previous_result(capsys, monkeypatch, request, tmp_path, command):
+    argv, fixture, name, first, second = READ_ONLY[command]
+    source, out = request.getfixturevalue(fixture), tmp_path / name
+    assert run(capsys, *argv(source, out, first))[0] == 0
     before = snapshot(tmp_path)
     read_only(monkeypatch, tmp_path)
-    code, _, err = run(capsys, *trace_argv(small_video, out, "0.05"))
+    code, _, err = run(capsys, *argv(source, out, second))
     assert_one_line(code, err, "Read-only file system")
     monkeypatch.undo()
     assert snapshot(tmp_path) == before
