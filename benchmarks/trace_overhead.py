@@ -21,6 +21,7 @@ import torch
 
 from sparsesim.text import parse_size
 from sparsesim.trace import models, video
+from sparsesim.trace.allocator import keep_freed_memory
 from sparsesim.trace.gates import GateConfig
 from sparsesim.trace.preprocess import Preprocess
 from sparsesim.trace.tracer import TraceOptions, to_tensor, trace_video
@@ -81,6 +82,7 @@ def main() -> None:
         parser.add_argument(flag)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    keep_freed_memory()   # the tracer's allocator setting (trace/allocator.py) for the dense side as well
     pre = Preprocess.parse(args.input_size, args.mean, args.std, color=args.color)
     base = TraceOptions(video=args.video, model=args.model, preprocess=pre, start=args.start, frames=args.frames,
                         progress=False)

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from sparsesim.trace import models, video
+from sparsesim.trace.allocator import keep_freed_memory
 from sparsesim.trace.tracer import TraceOptions, trace_video
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -39,8 +40,12 @@ def main() -> None:
     parser.add_argument("--model", default="rife")
     parser.add_argument("--frames", type=int, default=9)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--default-allocator", action="store_true",
+                        help="dense: glibc's default allocator, not the tracer's (trace/allocator.py)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if not args.default_allocator:   # a trace always runs with it: the dense side gets it too, to compare like with like
+        keep_freed_memory()
     loaded = models.load(args.model)
     info = video.probe(video.resolve_video(args.video))
     size = (info.width, info.height)

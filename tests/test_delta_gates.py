@@ -136,3 +136,31 @@ def test_delta_with_epsilon_zero_equals_dense_through_a_network():
         model.begin_step(step)
         torch.testing.assert_close(model.module(x), d, atol=1e-5, rtol=1e-5)
         assert all(layer.state.mask.all() for layer in model.layers)
+
+
+@torch.inference_mode()
+def test_the_in_place_reference_gives_the_pure_steps_floats_and_never_writes_the_models_tensors():
+    """SkipConv updates its own reference in place from its first gated step on: float32 frames give the same
+    outputs, masks and references, bit for bit, as the pure delta_step, and the inputs it was handed stay as
+    they were (the first reference is the model's own x, which must not be written)."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 4, 3, 1, 1).eval()
+    model = GatedModel.wrap(nn.Sequential(conv), GateConfig("delta", 0.2, **ABSOLUTE))
+    layer = model.layers[0]
+    frames = [torch.randn(1, 3, 12, 10)]
+    for _ in range(5):   # a drifting scene: some locations cross the threshold, some accumulate
+        frames.append(frames[-1] + 0.15 * torch.randn(1, 3, 12, 10))
+    copies = [f.clone() for f in frames]
+    reference, expected = None, None
+    for step, x in enumerate(frames):
+        model.begin_step(step)
+        out = model.module(x)
+        if step == 0:
+            reference, expected = x.clone(), conv(x)
+        else:
+            pure = delta_step(x, reference, 0.2)
+            reference, expected = pure.reference, expected + F.conv2d(pure.propagated, conv.weight, None, 1, 1)
+            assert torch.equal(layer.state.mask[0, 0], dilate_mask(pure.in_mask, conv)[0, 0])
+        assert torch.equal(out, expected) and torch.equal(layer.state.prev_input, reference)
+    assert all(torch.equal(f, c) for f, c in zip(frames, copies))
+    assert layer.state.owns_input and layer.state.prev_input.data_ptr() not in {f.data_ptr() for f in frames}

@@ -78,3 +78,26 @@ def test_the_search_windows_spread_over_the_video():
     assert window_starts(10, 12, 100) == (10, 54, 98)            # counted from --start
     assert window_starts(0, 8, 8) == (0,) and window_starts(0, 12, 5) == (0,)   # one window when nothing else fits
     assert window_starts(0, 12, 13) == (0, 1)                   # no duplicates
+
+
+@pytest.mark.parametrize("offset,steepness", [(-3.0, 10.0), (-9.0, 14.0), (+2.0, 6.0), (-0.2, 10.0)])
+def test_the_whole_video_stage_lands_in_the_tolerance_when_the_video_differs_from_its_windows(offset, steepness):
+    """Short windows start dense and see less error than the whole video (or, where the video's busy part
+    falls between them, more): stage 2 follows the video's own curve into [target, target + 0.5)."""
+    from sparsesim.trace.target import TOLERANCE_DB, VIDEO_TRIALS, follow_video
+    target = 35.0
+    windows_curve = lambda eps: Trial(eps, 45.0 - 10.0 * math.log10(eps / 0.01), 0.0)  # noqa: E731
+    video_curve = lambda eps: Trial(eps, 45.0 + offset - steepness * math.log10(eps / 0.01), 0.0)  # noqa: E731
+    chosen, windows = largest_passing(windows_curve, target)
+    calls = []
+    videos = follow_video(lambda eps: calls.append(eps) or video_curve(eps), chosen.eps, windows, target)
+    assert len(videos) == len(calls) <= VIDEO_TRIALS and videos[0].eps == chosen.eps
+    assert target <= videos[-1].psnr_db < target + TOLERANCE_DB
+
+
+def test_the_whole_video_stage_stops_where_the_range_ends():
+    """A video that keeps the target even at the largest epsilon: one trial at the cap, nothing more to try."""
+    from sparsesim.trace.target import EPS_HI, follow_video
+    flat = lambda eps: Trial(eps, 80.0, 0.0)  # noqa: E731
+    chosen, windows = largest_passing(flat, 35.0)
+    assert [t.eps for t in follow_video(flat, chosen.eps, windows, 35.0)] == [EPS_HI]

@@ -107,10 +107,10 @@ def trace_args(t: argparse.ArgumentParser) -> None:
                    "on the last dense frame), so one EPS means the same in every layer and model; absolute: EPS as "
                    "given (traces recorded before this option were absolute)")
     t.add_argument("--target-psnr", type=threshold, metavar="DB",
-                   help="first search the largest EPS (log-scale bisection in [1e-4, 2]) whose gated output keeps "
-                   "this PSNR against the dense one on --calibration-frames frames at the start, middle and end of "
-                   "the video, then trace at it "
-                   "(the search is recorded in meta.json)")
+                   help="first search the largest EPS whose gated output keeps this PSNR against the dense one "
+                   "over the whole video (log-scale bisection in [1e-4, 2] on --calibration-frames frames at the "
+                   "start, middle and end, then up to 4 whole-video runs until the video's PSNR is in [DB, DB+0.5)), "
+                   "then trace at it (the search is recorded in meta.json)")
     t.add_argument("--calibration-frames", type=int, default=12, metavar="N",
                    help="decoded frames the --target-psnr search traces at each of its three places")
     t.add_argument("--cut-threshold", type=threshold, default=DEFAULT_CUT_THRESHOLD, metavar="MSE",

@@ -137,14 +137,29 @@ class DeltaStep:
     reference: torch.Tensor    # the new x_ref: x where propagated, the old reference elsewhere
 
 
-def delta_step(x: torch.Tensor, reference: torch.Tensor, threshold: float) -> DeltaStep:
+def delta_step(x: torch.Tensor, reference: torch.Tensor, threshold: float, in_place: bool = False) -> DeltaStep:
     """Threshold the accumulated delta d = x - x_ref per input location on its channel-mean |d| (the
     norm Skip-Conv's input-norm gate uses, so the two semantics differ only in their reference; DeltaCNN's
     kernels take the max over channels, which propagates more). x_ref moves to x only where propagated,
-    so the pending delta x - x_ref carries every change not yet sent, however slowly it grew."""
+    so the pending delta x - x_ref carries every change not yet sent, however slowly it grew.
+    `in_place`: the caller owns `reference` and it becomes the new one (no full-size copy per frame)."""
     delta = x - reference
     in_mask = delta.abs().mean(dim=1, keepdim=True) >= threshold
-    return DeltaStep(delta * in_mask, in_mask, torch.where(in_mask, x, reference))
+    moved = select_(reference if in_place else reference.clone(), x, in_mask)
+    return DeltaStep(delta.mul_(in_mask), in_mask, moved)   # delta is ours: masked where it lies
+
+
+_SAME_WIDTH_INT = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def select_(dst: torch.Tensor, src: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """dst = where(mask, src, dst), in place and bit for bit, as integer operations on the floats' bits
+    (dst ^= (dst ^ src) & -mask). torch.where branches per element on CPU: on a mixed mask it ran 4-6x
+    slower than these three passes (30% of a 32x360x640 map: 20-39 ms against 5-9 ms)."""
+    bits, other = dst.view(_SAME_WIDTH_INT[dst.element_size()]), src.view(_SAME_WIDTH_INT[src.element_size()])
+    flips = torch.bitwise_xor(bits, other).bitwise_and_(mask.to(bits.dtype).neg_())
+    bits.bitwise_xor_(flips)
+    return dst
 
 
 def dilate_mask(in_mask: torch.Tensor, conv: ConvLayer) -> torch.Tensor:

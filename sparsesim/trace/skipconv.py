@@ -36,6 +36,7 @@ class ConvState:
     gating: bool = True            # False: plain dense conv, state untouched (the quality check)
     dense_step: bool = True        # this step is a reset: compute densely and restart the state
     prev_input: torch.Tensor | None = None    # the reference input (delta semantics: as last propagated)
+    owns_input: bool = False                  # prev_input is this layer's own tensor (not the model's x)
     prev_output: torch.Tensor | None = None   # the reference output
     scale: float = math.nan          # activation scale on the last dense frame (gates.activation_scale)
     threshold: float = math.nan      # the effective threshold it set (epsilon x scale when relative)
@@ -76,7 +77,7 @@ class SkipConv(nn.Module):
             out, s.mask, reference = self._STEPS[self.config.semantics](self, x)
         if self.channel_mask is not None:  # pruned channels are never computed: they stay zero
             out = out * self.channel_mask.to(out)
-        s.prev_input, s.prev_output = reference, out
+        s.prev_input, s.prev_output, s.owns_input = reference, out, reference is not x
         s.in_shape, s.out_shape = tuple(x.shape), tuple(out.shape)
         return out
 
@@ -94,10 +95,12 @@ class SkipConv(nn.Module):
 
     def _delta_step(self, x: torch.Tensor):
         s = self.state
-        step = delta_step(x, s.prev_input, s.threshold)
+        # the reference is updated in place once it is a tensor of this layer's own (from its first gated step)
+        step = delta_step(x, s.prev_input, s.threshold, in_place=s.owns_input)
         mask = block_union(dilate_mask(step.in_mask, self.conv), self.config.block)
-        # W * d_p is exactly zero outside the dilated mask: computing it whole changes no value
-        out = s.prev_output + self._conv_no_bias(step.propagated) if step.in_mask.any() else s.prev_output
+        # W * d_p is exactly zero outside the dilated mask: computing it whole changes no value. The sum
+        # lands in the fresh conv result (the same floats as prev + update: addition commutes).
+        out = self._conv_no_bias(step.propagated).add_(s.prev_output) if step.in_mask.any() else s.prev_output
         return out, mask, step.reference
 
     _STEPS = {"skip-conv": _skip_step, "delta": _delta_step}   # by GateConfig.semantics

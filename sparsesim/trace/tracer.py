@@ -21,6 +21,7 @@ from tqdm import tqdm
 from .. import __version__
 from ..errors import SparsesimError, TraceError, require
 from . import ground_truth, models, video
+from .allocator import keep_freed_memory
 from .gate_config import GateConfig, comparable_gate
 from .preprocess import Preprocess
 from .skipconv import GatedModel, psnr, record_dataflow
@@ -177,6 +178,7 @@ def trace_video(options: TraceOptions, loaded: models.LoadedModel | None = None,
     """Trace one video. `loaded` lets a long-lived worker reuse a model it loaded once (it is copied:
     tracing instruments the module in place). `notify` hears one line on what --resume does."""
     options.validate()
+    keep_freed_memory()
     path = video.resolve_video(options.video)
     info = video.probe(path)
     if loaded is None:
