@@ -281,3 +281,13 @@ def test_the_cpu_model_meets_issue_15s_targets_on_the_committed_measurements():
     for m in [*seeds.iloc[:5].to_dict("records"), bikes]:
         assert m["median_abs_error"] <= 0.15 and m["p90_abs_error"] <= 0.35, m
         assert m["spearman_blocks"] >= 0.8 and m["best_block_within_noise"] >= 0.8, m
+
+
+def test_every_split_seed_holds_out_its_own_shapes():
+    """Seeds 0-7 give eight different held-out sets of the committed shapes, each about half of them (a
+    CRC-32 of 'seed:shape' gave four: seed 4 held out exactly seed 0's shapes)."""
+    shapes = validate_mod.load_all(["traces/measurements/cpu-rife.parquet", "traces/measurements/cpu-bikes.parquet"],
+                                   "cpu").drop_duplicates(validate_mod.SHAPE).reset_index(drop=True)
+    splits = {tuple(validate_mod.split_by_shape(shapes, 0.5, seed)) for seed in range(8)}
+    assert len(splits) == 8 and all(0.2 < np.mean(s) < 0.8 for s in splits)
+    assert (validate_mod.split_by_shape(shapes, 0.5, 3) == validate_mod.split_by_shape(shapes, 0.5, 3)).all()
