@@ -65,7 +65,8 @@ def split_by_shape(m: pd.DataFrame, holdout: float, seed: int) -> np.ndarray:
     cryptographic hash: CRC-32 is affine in its input, so seeds differing in one character flipped the
     same bits of every key's CRC, and seeds 0-7 gave 4 distinct splits (seed 4 was seed 0's)."""
     keys = m[SHAPE].astype(str).agg("x".join, axis=1)
-    unit = keys.map(lambda k: int.from_bytes(hashlib.blake2b(f"{seed}:{k}".encode(), digest_size=8).digest(), "big") / 2**64)
+    digest = lambda k: hashlib.blake2b(f"{seed}:{k}".encode(), digest_size=8).digest()  # noqa: E731
+    unit = keys.map(lambda k: int.from_bytes(digest(k), "big") / 2**64)
     return (unit < holdout).to_numpy()
 
 
