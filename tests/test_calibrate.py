@@ -79,7 +79,8 @@ def test_a_scripted_cpu_is_recovered(tmp_path):
     conv = result.conv
     truth = [350.0 * efficiency(Conv(r.kernel, r.stride, r.width, r.gemm_m, r.gemm_n, r.cin)) for r in conv.itertuples()]
     assert np.allclose(conv["gflops"], truth, rtol=1e-3)
-    lanes = np.ceil(conv["gemm_n"] / 32) * 32 / conv["gemm_n"]
+    reuse = hw.tiling.reuse_n                     # the register block of the description calibrated
+    lanes = np.ceil(conv["gemm_n"] / reuse) * reuse / conv["gemm_n"]
     assert np.allclose(conv["padded_gflops"], conv["gflops"] * lanes)
     # the model reads the table back: at a grid point it gives the measured rate
     table = hw.part.conv_table
@@ -222,9 +223,31 @@ def test_time_never_falls_as_m_grows_even_where_the_measured_rate_jumps(tmp_path
     assert (np.diff(seconds) >= -1e-12 * seconds[1:]).all()
 
 
+def test_time_is_held_below_the_smallest_reduction_the_grid_measured(tmp_path):
+    """Fewer input channels than calibrated do not run faster per pixel (oneDNN loops over them inside a
+    kernel vectorised over output channels): below the grid's smallest K the time holds, not the rate."""
+    t = conv_table.load(grid_table(tmp_path / "t.csv", rate=lambda w, m, n, k: 10.0 * k / 32), reuse_n=32)
+    k = np.array([4.0, 8.0, 16.0, 32.0, 64.0])
+    seconds = k / t.rate(3, 1, 8, 100, 16, k)
+    assert seconds[:4] == pytest.approx([seconds[3]] * 4)             # K <= 32: the K = 32 conv's time
+    assert t.rate(3, 1, 8, 100, 16, 64) == pytest.approx(20e9)         # inside: log-linear from 10 at K 32, 90 at 288
+
+
+def test_a_table_calibrated_with_another_register_block_is_converted(tmp_path):
+    """The padded rate is the measured useful rate times the model's lane waste: a table written with
+    reuse_n 32 read by a description with reuse_n 16 gives the same useful rate for every N."""
+    path = grid_table(tmp_path / "t.csv", rate=lambda w, m, n, k: 8.0 * np.ceil(n / 32) * 32 / n, reuse_n=32)
+    as32, as16 = conv_table.load(path, 32), conv_table.load(path, 16)
+    for n in (16, 64):
+        useful32 = as32.rate(3, 1, 8, 100, n, 32) / (np.ceil(n / 32) * 32 / n)
+        useful16 = as16.rate(3, 1, 8, 100, n, 32) / (np.ceil(n / 16) * 16 / n)
+        assert useful32 == pytest.approx(8e9) and useful16 == pytest.approx(8e9)
+    assert as16.rate(3, 1, 8, 100, 16, 32) == pytest.approx(as32.rate(3, 1, 8, 100, 16, 32) / 2)
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(drop=1), "is not a full grid"),
-    (dict(reuse_n=16), "measured with reuse_n [16]"),
+    (dict(reuse_n=0), "reuse_n and grid value must be a positive number"),
 ])
 def test_a_malformed_table_is_a_one_line_error(tmp_path, kwargs, message):
     with pytest.raises(HardwareError, match=message.replace("[", r"\[").replace("]", r"\]")):
@@ -338,3 +361,25 @@ def test_the_wall_clock_leaves_a_probes_preparation_untimed_and_only_indexed_pro
     gather = kernels.make(Indexed("gather", channels=8, side=64, tiles=4, block=8))
     conv = kernels.make(Conv(kernel=3, stride=1, width=8, m=64, cout=16, cin=8))
     assert getattr(gather, "before", None) is not None and getattr(conv, "before", None) is None
+
+
+def test_a_library_conv_on_a_cpu_pays_its_weight_reorder_and_the_gathered_batchs_copy():
+    """oneDNN through torch reorders plain weights on every call, and copies a channel-major gathered batch
+    to batch-major before it: both at the layer's backing level, on top of the conv itself. An empty
+    batch pays neither; the fused strategy (no library call) neither."""
+    from sparsesim.cost.latency import latency
+    from sparsesim.workload import dense_work, sparse_work, traffic
+    from sparsesim.workload.strategies import Kernel
+    hw = hardware.load(str(STOCK))
+    geo = one_conv(cin=16, cout=48, k=3, h=20, w=20)
+    weights = 48 * 16 * 9 + 48
+    dense = latency(geo, hw, dense_work(geo))
+    bandwidth = traffic(geo, hw, dense_work(geo)).bandwidth.item()
+    assert dense["t_algorithm"].item() - dense["t_bandwidth"].item() == pytest.approx(2 * weights * 4 / bandwidth)
+    block = arr(8)
+    for active, extra in ((3, 2 * (weights + 3 * 10 * 10 * 16) * 4), (0, 0.0)):   # 10 x 10 tiles of 16 channels
+        work = sparse_work(geo, block, arr(active), arr(active * 64), arr(9))
+        t = latency(geo, hw, work, block)
+        assert t["t_algorithm"].item() - t["t_bandwidth"].item() == pytest.approx(extra / bandwidth)
+    fused = latency(geo, hw, sparse_work(geo, block, arr(3), arr(3 * 64), arr(9), kernel=Kernel("fused")), block)
+    assert fused["t_algorithm"].item() == fused["t_bandwidth"].item()

@@ -61,8 +61,9 @@ def test_hand_computed_3x3_conv_on_a_known_mask():
                        wl.total_blocks[:, None, :].astype(float))
     moved = traffic(geo, hardware.load("h100"), work)
     layer, metadata = moved.layer, moved.metadata
-    # unfused: mask reduction reads x_t (128) and x_prev (128) whole, gather reads both tiles per block
-    assert layer["inputs"].reshape(-1).tolist() == [128 + 2 * 18, 128 + 2 * 72, 128 + 128]
+    # unfused: mask reduction reads x_t (128) and x_prev (128) whole, gather reads both tiles per block,
+    # whole as its buffer holds them (B = 8: a 10 x 10 tile per channel, zero-filled past the 8 x 8 map)
+    assert layer["inputs"].reshape(-1).tolist() == [128 + 2 * 18, 128 + 2 * 72, 128 + 2 * 100]
     assert layer["outputs"].reshape(-1).tolist() == [2 * 3, 32 * 3, 64 * 3]
     assert metadata.reshape(-1).tolist() == [8 + 4 * 2 * 4, 1 + 4 * 2 * 4, 1 + 4 * 1 * 4]
 
@@ -209,3 +210,21 @@ def test_transposed_conv_work_counts_each_output_pixel_once():
     wl = one_layer(np.ones((1, 16, 16), bool), [4], op="conv_transpose2d", k=4, stride=2, pad=1, out=(16, 16))
     rows = run(wl, ["h100"]).rows
     assert rows["macs"].item() == rows["macs_dense"].item() == 8 * 8 * 2 * 3 * 16
+
+
+def test_gather_scatter_bills_whole_tiles_and_whole_blocks_past_the_maps_edge():
+    """A 6 x 6 map in 4 x 4 blocks: the edge blocks hold 8, 8 and 4 in-map outputs, but the gather buffer
+    holds their whole 6 x 6 tiles and the scatter adds whole 4 x 4 blocks into the block-padded state
+    (as the measured kernels run them); the conv's MACs stay the in-map ones."""
+    geo = Geometry.from_layers(pd.DataFrame([conv_layer(cin=2, cout=3, h=6, w=6)]))
+    b = np.array(4.0).reshape(1, 1, 1)
+    work = sparse_work(geo, b, b * 0 + 4, b * 0 + 36, b * 0 + 4)
+    moved = traffic(geo, hardware.load("cpu"), work)
+    steps = {k: {t: v.item() for t, v in d.items()} for k, d in moved.steps.items()}
+    assert steps["gather"]["gather"] == 4 * 36 * 2 and steps["gather"]["inputs"] == 4 * 36 * 2
+    assert steps["scatter"]["outputs"] == 4 * 16 * 3 and steps["scatter"]["state"] == 4 * 16 * 3
+    assert work.macs.item() == 36 * 3 * 2 * 9
+    from sparsesim.workload.strategies import Kernel
+    fused = traffic(geo, hardware.load("cpu"), sparse_work(geo, b, b * 0 + 4, b * 0 + 36, b * 0 + 4,
+                                                           kernel=Kernel("fused")))
+    assert fused.steps["conv"]["outputs"].item() == 36 * 3       # in place: the in-map outputs only

@@ -1,6 +1,8 @@
 """Kernels, timing harness, `sparsesim measure` and `sparsesim validate` (CPU)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -265,3 +267,27 @@ def test_validate_reports_every_seed_their_median_and_residuals_by_shape_class(t
     dense = held[held["kernel"] == "dense"]
     assert kernel.loc["dense", "median_abs_error"] == pytest.approx(dense["rel_error"].abs().median())
     assert main(["validate", "traces/measurements/cpu-mtcnn.parquet", "--hw", "cpu", "--seeds", "1,x"]) == 2
+
+
+def test_the_cpu_model_meets_issue_15s_targets_on_the_committed_measurements():
+    """Held-out shapes of the committed CPU set, five split seeds, every one: median |error| <= 15%, p90 <= 35%,
+    Spearman of the block ranking >= 0.8, predicted best block within the measured best's noise band >= 80%;
+    and the same on bikes' layers alone (640x272: shapes the calibration's grid never saw), all held out."""
+    paths = sorted(str(p) for p in Path("traces/measurements").glob("cpu-*.parquet"))
+    hw = hardware.load("cpu")
+    seeds = validate_mod.validate_seeds(validate_mod.load_all(paths, "cpu"), hw, [0, 1, 2, 3, 4]).seeds
+    bikes = validate_mod.validate(validate_mod.load_all(["traces/measurements/cpu-bikes.parquet"], "cpu"), hw,
+                                  holdout=1.0).metrics
+    for m in [*seeds.iloc[:5].to_dict("records"), bikes]:
+        assert m["median_abs_error"] <= 0.15 and m["p90_abs_error"] <= 0.35, m
+        assert m["spearman_blocks"] >= 0.8 and m["best_block_within_noise"] >= 0.8, m
+
+
+def test_every_split_seed_holds_out_its_own_shapes():
+    """Seeds 0-7 give eight different held-out sets of the committed shapes, each about half of them (a
+    CRC-32 of 'seed:shape' gave four: seed 4 held out exactly seed 0's shapes)."""
+    shapes = validate_mod.load_all(["traces/measurements/cpu-rife.parquet", "traces/measurements/cpu-bikes.parquet"],
+                                   "cpu").drop_duplicates(validate_mod.SHAPE).reset_index(drop=True)
+    splits = {tuple(validate_mod.split_by_shape(shapes, 0.5, seed)) for seed in range(8)}
+    assert len(splits) == 8 and all(0.2 < np.mean(s) < 0.8 for s in splits)
+    assert (validate_mod.split_by_shape(shapes, 0.5, 3) == validate_mod.split_by_shape(shapes, 0.5, 3)).all()

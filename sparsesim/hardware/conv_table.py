@@ -11,9 +11,17 @@ four features on a grid whose rates vary smoothly in log space an interpolated t
 can be read. Kernel size and stride pick a sub-grid (the nearest one measured): oneDNN runs 1x1 and
 strided convs with other kernels, whose rates do not interpolate from 3x3 stride 1.
 
-Outside the grid the rate is held at the edge (a conv larger than the grid's largest runs at its rate).
+Outside the grid the rate is held at the edge (a conv larger than the grid's largest runs at its rate),
+except below the smallest reduction K: there the time is held instead (the rate falls with K). oneDNN's
+kernels vectorise over output channels and loop over input channels, so a conv with fewer input channels
+than the smallest calibrated (8) does not run faster per pixel: MTCNN's 3-channel first layer measured
+the time of an 8-channel one, 2.7x what a held rate predicted.
 Along M the table is made monotone on load: time per unit of work never falls as M grows between grid
 points (log-linear interpolation then keeps the latency non-decreasing in the pixels).
+
+The rate is per FLOP of the GEMM with N padded to whole register blocks of the hardware's
+`tiling.reuse_n`; a table calibrated with another register block is converted on load (the measured rate
+per useful FLOP is what calibrate timed; the padding is the model's).
 """
 from __future__ import annotations
 
@@ -54,10 +62,12 @@ class ConvTable:
                          for g in self.grids])
         pick = np.argmin(dist, axis=0)
         out = np.zeros(pick.shape)
+        k_axis = AXES.index("gemm_k")
         for i, g in enumerate(self.grids):
             chosen = pick == i
             if chosen.any():
-                out = np.where(chosen, interpolate(g.axes, g.log_rate, logs), out)
+                below_k = np.minimum(logs[k_axis] - g.axes[k_axis][0], 0.0)   # time held below the smallest K
+                out = np.where(chosen, interpolate(g.axes, g.log_rate, logs) + below_k, out)
         return np.exp(out)
 
 
@@ -94,12 +104,15 @@ def load(path: Path, reuse_n: int) -> ConvTable:
     if missing or t.empty:
         raise HardwareError(f"{path}: not a conv-efficiency table (missing columns {', '.join(missing) or 'none'}, "
                             f"{len(t)} rows)")
-    if not (np.isfinite(t[RATE]).all() and (t[RATE] > 0).all() and (t[list(AXES)] > 0).all().all()):
-        raise HardwareError(f"{path}: every {RATE} and grid value must be a positive number")
-    if set(t["reuse_n"]) != {reuse_n}:
-        raise HardwareError(f"{path}: measured with reuse_n {sorted(set(t['reuse_n']))}, but the hardware's "
-                            f"tiling.reuse_n is {reuse_n} (re-run sparsesim calibrate)")
+    if not (np.isfinite(t[RATE]).all() and (t[RATE] > 0).all() and (t[[*AXES, "reuse_n"]] > 0).all().all()):
+        raise HardwareError(f"{path}: every {RATE}, reuse_n and grid value must be a positive number")
+    t = t.assign(**{RATE: t[RATE] * _lanes(t["gemm_n"], reuse_n) / _lanes(t["gemm_n"], t["reuse_n"])})
     return ConvTable(str(path), reuse_n, tuple(_grid(path, key, g) for key, g in t.groupby(list(CLASSES))))
+
+
+def _lanes(n, reuse_n):
+    """Output channels the GEMM computes per useful one: N padded to whole register blocks."""
+    return np.ceil(n / reuse_n) * reuse_n / n
 
 
 def _grid(path: Path, key: tuple, g) -> SubGrid:

@@ -85,9 +85,12 @@ class Geometry:
         transposed = np.ceil((block - 1 + d * (k - 1)) / s) + 1  # input rows that scatter into it
         return np.minimum(np.where(self.transposed, transposed, conv), limit)
 
-    def tile_in_elems(self, block: np.ndarray, extra_h=0.0, extra_w=0.0) -> np.ndarray:
+    def tile_in_elems(self, block: np.ndarray, extra_h=0.0, extra_w=0.0, clip: bool = True) -> np.ndarray:
         """Input elements one B x B output block reads, halo included (clipped to the input map); a
-        layer inside a fused region computes (B + extra_h) x (B + extra_w) outputs per block."""
-        th = self._tile_side(block + extra_h, self.kh, self.sh, self.dh, self.in_h)
-        tw = self._tile_side(block + extra_w, self.kw, self.sw, self.dw, self.in_w)
+        layer inside a fused region computes (B + extra_h) x (B + extra_w) outputs per block. `clip=False`:
+        the whole tile, as a gather buffer holds it (an edge block's tile is zero-filled past the map, a
+        block larger than the map still has its full tile)."""
+        limit = (self.in_h, self.in_w) if clip else (np.inf, np.inf)
+        th = self._tile_side(block + extra_h, self.kh, self.sh, self.dh, limit[0])
+        tw = self._tile_side(block + extra_w, self.kw, self.sw, self.dw, limit[1])
         return th * tw * self.cin

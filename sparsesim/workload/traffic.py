@@ -52,6 +52,13 @@ class Work:
     last: np.ndarray | bool = True    # scatters its output: False inside a region before its last layer
     tile_h: np.ndarray | None = None  # output rows of one map of the batch the conv runs on (`blocks` maps:
     tile_w: np.ndarray | None = None  # the layer's map when dense, a block's tile when gathered); None: unknown
+    buffer_in: np.ndarray | None = None   # input elements per block in a gather buffer: the whole tile, not
+                                          # clipped at the map (None: tile_in)
+
+    @property
+    def gathered_in(self) -> np.ndarray:
+        """Input elements of the active blocks as a gather buffer holds them (whole tiles)."""
+        return self.blocks * (self.tile_in if self.buffer_in is None else self.buffer_in)
 
 
 @dataclass(frozen=True)
@@ -78,13 +85,15 @@ def sparse_work(geo: Geometry, block: np.ndarray, blocks: np.ndarray, pixels: np
     if region is None:
         return Work(sparse=True, blocks=blocks, pixels=pixels, padded_pixels=blocks * block * block,
                     tile_in=geo.tile_in_elems(block), total_blocks=total_blocks, macs=pixels * geo.macs_per_pixel,
-                    kernel=kernel, tile_h=block + 0.0 * geo.out_h, tile_w=block + 0.0 * geo.out_w)
+                    kernel=kernel, tile_h=block + 0.0 * geo.out_h, tile_w=block + 0.0 * geo.out_w,
+                    buffer_in=geo.tile_in_elems(block, clip=False))
     grown = (block + region.extra_h) * (block + region.extra_w)
     pixels = np.minimum(pixels * grown / (block * block), geo.out_pixels)
     return Work(sparse=True, blocks=blocks, pixels=pixels, padded_pixels=blocks * grown,
                 tile_in=geo.tile_in_elems(block, region.extra_h, region.extra_w), total_blocks=total_blocks,
                 macs=pixels * geo.macs_per_pixel, kernel=kernel, first=region.first, last=region.last,
-                tile_h=block + region.extra_h, tile_w=block + region.extra_w)
+                tile_h=block + region.extra_h, tile_w=block + region.extra_w,
+                buffer_in=geo.tile_in_elems(block, region.extra_h, region.extra_w, clip=False))
 
 
 def kernel_of(hw: Hardware, w: Work) -> Kernel:
@@ -140,7 +149,7 @@ def _bill_in(geo: Geometry, hw: Hardware, w: Work, tile_m, tile_n):
         return {"conv": conv}, {"conv": 1.0 + zero}, zero, {}
     buffer = hw.level("buffer")
     per_block = (w.tile_in + w.padded_pixels / np.maximum(w.blocks, 1) * geo.cout) * hw.word_bytes
-    x = Layer(in_elems=geo.in_elems, tiles=w.blocks * w.tile_in, reread_in=reread_in,
+    x = Layer(in_elems=geo.in_elems, tiles=w.blocks * w.tile_in, gathered=w.gathered_in, reread_in=reread_in,
               weights=weights * (w.blocks > 0), updated=w.pixels * geo.cout, computed=w.padded_pixels * geo.cout,
               bitmask=np.ceil(w.total_blocks / 8), blocks=w.blocks, first=np.asarray(w.first), last=np.asarray(w.last),
               fits=per_block <= (buffer.size_bytes if buffer is not None and buffer.shared else 0))

@@ -9,7 +9,7 @@ import numpy as np
 
 from ...text import si
 from .. import conv_table
-from .base import Kind, register
+from .base import ConvChoice, Kind, register
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,19 @@ class Cpu(Kind):
         return [w.macs / hw.peak_macs_per_s, useful / per_unit, useful / sustained * lanes,
                 scheduled / sustained * lanes]
 
+    def conv_choice(self, geo, hw, w, direct, bandwidth, library) -> ConvChoice:
+        """The direct conv plus the copies a library call (oneDNN through torch) makes around it: it
+        reorders the plain weights into its blocked layout on every call (ONEDNN_VERBOSE=1 shows a
+        `reorder abcd -> ABcd16b16a` of the weights before each `convolution jit:avx512_core`: torch's
+        eager convs keep no prepacked weights), and a batch of gathered tiles, written channel-major by
+        the gather, is first copied to batch-major (torch's profiler shows `aten::contiguous` -> `copy_`
+        inside `conv2d`). Both are copies at the layer's backing level, where the weights and the
+        gathered tiles sit between the other kernels' calls; the calibrated table's convs ran back to
+        back on contiguous, cache-warm operands. Without them the dense 192-channel convs of 5x6 maps
+        (1.3 MB of weights, measured 215 us) were predicted at half their time."""
+        seconds = direct + np.where(library, relayout_bytes(geo, hw, w) / bandwidth, 0.0)
+        return ConvChoice(seconds, 0.0 * seconds, np.full(np.shape(seconds), "direct"))
+
     def describe(self, hw) -> str:
         table = f", conv efficiency per GEMM shape from {Path(hw.part.conv_table.path).name}" \
             if hw.part.conv_table is not None else ""
@@ -101,6 +114,15 @@ def table_times(geo, hw, w, lanes):
     width = w.tile_w if w.tile_w is not None else geo.out_w
     rate = lambda px: hw.part.conv_table.rate(geo.kh, geo.sh, width, px, geo.cout, geo.gemm_k) / 2  # noqa: E731  MAC/s
     return [w.pixels * per_pixel * lanes / rate(w.pixels), w.padded_pixels * per_pixel * lanes / rate(w.padded_pixels)]
+
+
+def relayout_bytes(geo, hw, w):
+    """Bytes moved (read + write) by a library conv's own copies: the weights' reorder (none where no
+    block is active: an empty batch returns before it), and where the conv reads a gather buffer (sparse
+    work, first layer of a region) the tiles' copy to batch-major."""
+    if not w.sparse:
+        return 2 * geo.weight_elems * hw.word_bytes
+    return 2 * (geo.weight_elems * (w.blocks > 0) + w.gathered_in * np.asarray(w.first)) * hw.word_bytes
 
 
 def busiest_core_macs(geo, hw, w, pixels):
