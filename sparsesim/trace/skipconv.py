@@ -25,6 +25,8 @@ from ..errors import OptionError, SparsesimError
 from .gates import (ConvLayer, GateConfig, LearnedGate, block_union, delta_step, dilate_mask,
                     effective_threshold, load_learned_gates, residual_gate)
 from .format import LayerInfo
+from . import row_bands
+from .row_bands import add_conv_rows
 
 _SOURCE = "_sparsesim_source"  # attribute tagging tensors with the layers they derive from
 LAYER_NAMES = "sparsesim_layer_names"  # a converted model's {module path: layer name in its own format}
@@ -97,11 +99,18 @@ class SkipConv(nn.Module):
         s = self.state
         # the reference is updated in place once it is a tensor of this layer's own (from its first gated step)
         step = delta_step(x, s.prev_input, s.threshold, in_place=s.owns_input)
-        mask = block_union(dilate_mask(step.in_mask, self.conv), self.config.block)
-        # W * d_p is exactly zero outside the dilated mask: computing it whole changes no value. The sum
-        # lands in the fresh conv result (the same floats as prev + update: addition commutes).
-        out = self._conv_no_bias(step.propagated).add_(s.prev_output) if step.in_mask.any() else s.prev_output
-        return out, mask, step.reference
+        reach = dilate_mask(step.in_mask, self.conv)
+        return self._delta_update(step.propagated, reach), block_union(reach, self.config.block), step.reference
+
+    def _delta_update(self, propagated: torch.Tensor, reach: torch.Tensor) -> torch.Tensor:
+        """z_ref + W * d_p. W * d_p is exactly zero outside `reach`: the conv runs on the row bands it
+        touches where they are few (row_bands), else on the whole map, the sum landing in the fresh conv
+        result (the same floats as prev + update: addition commutes)."""
+        prev = self.state.prev_output
+        if not reach.any():
+            return prev
+        banded = add_conv_rows(self.conv, propagated, reach, prev) if row_bands.banded(self.conv) else None
+        return banded if banded is not None else self._conv_no_bias(propagated).add_(prev)
 
     _STEPS = {"skip-conv": _skip_step, "delta": _delta_step}   # by GateConfig.semantics
 
