@@ -83,7 +83,9 @@ def three_by_three(path: str) -> pd.DataFrame:
 
 def model(df: pd.DataFrame, hw) -> pd.DataFrame:
     """sparsesim's dense conv (its GPU work: no launch) for every row at once, in the algorithm it picks,
-    and the direct implicit GEMM's time beside it."""
+    and the direct implicit GEMM's time beside it. DeepBench calls cuDNN itself: no framework kernels
+    (cuDNN's own helper kernels, e.g. implicit GEMM's offsets kernel, stay)."""
+    hw = replace(hw, part=replace(hw.part, framework_conv_kernels=0))
     layers = pd.concat([synthetic.shape_layers([f"{int(r.C)},{int(r.K)},{int(r.R)},{int(r.stride_h)},{int(r.pad_h)},"
                                                 f"{int(r.N * r.H)},{int(r.W)}"]) for r in df.itertuples()],
                        ignore_index=True).assign(id=lambda t: np.arange(len(t)))

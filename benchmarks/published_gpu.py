@@ -25,10 +25,14 @@ the paper's commit cf8ea06, read for this), and how each part is charged here:
 - SBNet sweeps odd input tiles (`block_sweep_in_code`) and keeps the fastest: the prediction is the best
   over output tiles = input tile - 2.
 
+- Each conv op is TensorFlow's filter transform (HWIO -> OIHW, every call), cuDNN's precomputed-offsets
+  kernel and the GEMM (or Winograd's filter transform and its kernel): three kernels, one op dispatch.
+
 The hardware is `accel_models/gtx1080ti.yaml`: spec-sheet figures, a copy rate measured by others,
-CUTLASS's SIMT tile table, the CUDA-graphs blog's per-kernel gap, and two assumptions (launch and
-TensorFlow dispatch per op) that `--sensitivity` varies by +-50% with the others, reporting how the
-errors move. Nothing here is fitted to the rows.
+CUTLASS's SIMT tile table, the CUDA-graphs blog's per-kernel gap, a helper kernel's time measured by
+others, Winograd's efficiency fitted on DeepBench's 1080 Ti rows, and assumptions (launch and TensorFlow
+dispatch per op, the filter transform's time) that `--sensitivity` varies by +-50% with the others,
+reporting how the errors move. Nothing here is fitted to the rows.
 """
 from __future__ import annotations
 
@@ -259,6 +263,7 @@ ASSUMPTIONS = {  # name -> how to scale it on the hardware (or the benchmark's o
     "l2_bandwidth": lambda hw, f: replace(hw, levels=tuple(replace(lv, bandwidth=lv.bandwidth * f) if lv.kind == "l2"
                                                            else lv for lv in hw.levels)),
     "winograd_efficiency": _scale_winograd,
+    "helper_kernel_us": _scale_part("helper_kernel_s"),
 }
 
 

@@ -73,17 +73,59 @@ def test_nonfused_winograd_by_hand():
 def test_the_fastest_algorithm_runs_and_pays_for_its_kernels():
     """A 3x3 128 -> 128 conv on a 56 x 56 map (DeepBench's shapes, where cuDNN 6 runs Winograd on the 1080 Ti):
     the fitted fused Winograd beats the implicit GEMM, below even the direct-MAC peak; its filter-transform
-    kernel is one more launch (5 us on the host, no dispatch: it runs inside the conv op)."""
+    kernel is one more launch (5 us on the host, no dispatch: it runs inside the conv op), and TensorFlow's own
+    filter transform around the cuDNN call another (5 us, and 2.6 us of GPU time)."""
     hw = hardware.load("gtx1080ti")
     geo = Geometry.from_layers(synthetic.shape_layers(["128,128,3,1,1,56,56"]))
     t = latency(geo, hw, dense_work(geo))
     seconds, _ = times(hw, "128,128,3,1,1,56,56")
+    assert hw.part.framework_conv_kernels == 1 and hw.part.helper_kernel_s == pytest.approx(2.6e-6)
     assert t["algorithm"].item() == "winograd"
-    assert t["t_algorithm"].item() == seconds.min() < t["t_bandwidth"].item()
-    assert t["t_algorithm"].item() < t["t_peak"].item()
-    assert t["launches"].item() == 2
-    assert t["t_launch"].item() == pytest.approx(2 * hw.part.launch_s + hw.part.dispatch_s, rel=1e-12)
-    assert t["latency_s"].item() == pytest.approx(t["t_algorithm"].item() + 2 * hw.part.kernel_gap_s, rel=1e-12)
+    assert t["t_algorithm"].item() == pytest.approx(seconds.min() + 2.6e-6, rel=1e-12)
+    assert seconds.min() < t["t_bandwidth"].item() and t["t_algorithm"].item() < t["t_peak"].item()
+    assert t["launches"].item() == 3
+    assert t["t_launch"].item() == pytest.approx(3 * hw.part.launch_s + hw.part.dispatch_s, rel=1e-12)
+    assert t["latency_s"].item() == pytest.approx(t["t_algorithm"].item() + 3 * hw.part.kernel_gap_s, rel=1e-12)
+
+
+def test_a_library_conv_pays_its_helper_kernels_and_a_fused_kernel_does_not():
+    """Implicit GEMM on the 1080 Ti as cuDNN 6 runs it (IMPLICIT_PRECOMP_GEMM): its offsets kernel, then the
+    GEMM, and TensorFlow's filter transform before both: two helper kernels of 2.6 us each, 5 us each to
+    launch (the conv op's dispatch once). A 1x1 conv (no Winograd) by hand; a GPU without helper kernels
+    (H100) and the fused strategy's custom kernel pay none."""
+    hw = hardware.load("gtx1080ti")
+    geo = Geometry.from_layers(synthetic.shape_layers(["64,64,1,1,0,56,56"]))
+    t = latency(geo, hw, dense_work(geo))
+    assert t["algorithm"].item() == "implicit-gemm" and t["launches"].item() == 3
+    assert t["t_algorithm"].item() == pytest.approx(t["t_bandwidth"].item() + 2 * 2.6e-6, rel=1e-12)
+    assert t["t_launch"].item() == pytest.approx(3 * hw.part.launch_s + hw.part.dispatch_s, rel=1e-12)
+    h100 = hardware.load("h100")
+    t = latency(geo, h100, dense_work(geo))
+    assert t["launches"].item() == 1 and t["t_algorithm"].item() == t["t_bandwidth"].item()
+    layers = synthetic.shape_layers(["64,64,3,1,1,64,64"])
+    mask = np.zeros((2, 64, 64), bool)
+    mask[1, :16, :16] = True
+    wl = from_masks("hand", layers, [mask], [8])
+    geo = Geometry.from_layers(layers)
+    fused = latency(geo, hw, block_work(geo, wl, Kernel("fused", mask_source="given")))
+    assert (fused["t_algorithm"] == fused["t_bandwidth"]).all() and (fused["launches"].reshape(-1)[1] == 1)
+
+
+def test_the_autotuner_times_the_implicit_gemm_with_its_offsets_kernel():
+    """cuDNN's autotuner times the whole call, so implicit GEMM's offsets kernel counts in the choice: on a
+    tiny 3x3 conv (3 -> 3 channels, 8 x 8) the implicit GEMM's tile time plus 2.6 us is above the fitted
+    Winograd's (its fixed transform-kernel costs), so Winograd runs; with the helper kernels free the implicit
+    GEMM does. TensorFlow's filter transform is added after the choice, the same for both."""
+    hw = hardware.load("gtx1080ti")
+    geo = Geometry.from_layers(synthetic.shape_layers(["3,3,3,1,1,8,8"]))
+    seconds, _ = times(hw, "3,3,3,1,1,8,8")
+    t = latency(geo, hw, dense_work(geo))
+    assert seconds[0, 0] == pytest.approx(t["t_bandwidth"].item() + 2.6e-6, rel=1e-12)
+    assert t["t_bandwidth"].item() < seconds[1, 0] < seconds[0, 0]
+    assert t["algorithm"].item() == "winograd"
+    assert t["t_algorithm"].item() == pytest.approx(seconds[1, 0] + 2.6e-6, rel=1e-12)
+    free = replace(hw, part=replace(hw.part, helper_kernel_s=0.0))
+    assert latency(geo, free, dense_work(geo))["algorithm"].item() == "implicit-gemm"
 
 
 @pytest.mark.parametrize("shape", ["128,128,1,1,0,56,56", "128,128,3,2,1,56,56", "128,128,5,1,2,56,56"])
@@ -111,7 +153,8 @@ def test_gathered_tiles_get_the_library_choice_and_a_fused_kernel_does_not():
         assert np.isfinite(seconds[1]).all() == library
     gs = latency(geo, hw, block_work(geo, wl, Kernel("gather-scatter", mask_source="given")))
     assert gs["algorithm"].reshape(-1).tolist() == ["winograd", "implicit-gemm"]
-    assert gs["launches"].reshape(-1).tolist() == [4, 3]        # gather, conv + its filter transform, scatter
+    # gather, conv, scatter; TF's filter transform; Winograd's filter transform or cuDNN's offsets kernel
+    assert gs["launches"].reshape(-1).tolist() == [5, 5]
 
 
 def test_gpus_with_implicit_gemm_alone_keep_the_tile_model_bit_for_bit():
@@ -130,7 +173,7 @@ def test_the_simulator_runs_the_same_algorithm():
     r = simulate_gpu(geo, hw, w)
     t = latency(geo, hw, w)
     seconds, _ = times(hw, "128,128,3,1,1,56,56")
-    assert float(r.conv_s.reshape(-1)[0]) == seconds[1, 0] == t["t_algorithm"].item()
+    assert float(r.conv_s.reshape(-1)[0]) == t["t_algorithm"].item() == pytest.approx(seconds[1, 0] + 2.6e-6, rel=1e-12)
     assert float(r.stalls["tail"].reshape(-1)[0]) == 0 and float(r.stalls["bandwidth"].reshape(-1)[0]) == 0
     assert float(r.seconds.reshape(-1)[0]) == pytest.approx(t["latency_s"].item(), rel=1e-12)
 
@@ -138,7 +181,10 @@ def test_the_simulator_runs_the_same_algorithm():
 BAD = [("    - name: implicit-gemm  #", "    - name: direct-magic  #", "algorithms[0]"),
        ("      tile: [128, 128, 8, 8, 2]", "      tile: [128, 128]", "algorithms[1].tile"),
        ("      output_tile: 2 ", "      output_tile: 1 ", "algorithms[1].output_tile"),
-       ("      efficiency: 0.", "      efficiency: -0.", "algorithms[1].efficiency")]
+       ("      efficiency: 0.", "      efficiency: -0.", "algorithms[1].efficiency"),
+       ("      helper_kernels: 1 ", "      helper_kernels: -1 ", "algorithms[0].helper_kernels"),
+       ("  framework_conv_kernels: 1 ", "  framework_conv_kernels: -1 ", "framework_conv_kernels"),
+       ("  helper_kernel_us: 2.6 ", "  helper_kernel_us: -2.6 ", "helper_kernel_us")]
 
 
 @pytest.mark.parametrize("old,new,key", BAD)

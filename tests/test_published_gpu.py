@@ -39,7 +39,7 @@ def test_every_published_row_is_compared(table):
 
 def test_the_single_convs_fall_with_the_map_and_the_residual_unit_is_within_30_percent(table):
     """What the model does meet: the speed-up at 10% density falls from the 400x704 map to the 50x88 one,
-    as measured (3.39x -> 0.88x), and every point of the residual-unit curve (3% to 40% density, the
+    as measured (3.39x -> 0.88x; predicted 3.95x -> 1.41x), and every point of the residual-unit curve (3% to 40% density, the
     region kernel) is within 30% of the plot (the host's dispatch overlapping the GPU's work)."""
     single = table[table["op"] == "conv3x3"]
     assert single["predicted"].iloc[0] > 2.5 * single["predicted"].iloc[-1]
@@ -48,8 +48,8 @@ def test_the_single_convs_fall_with_the_map_and_the_residual_unit_is_within_30_p
 
 
 @pytest.mark.xfail(strict=True, reason="not met since the host's dispatch overlaps the GPU's work (TensorFlow "
-                   "enqueues asynchronously): the smallest map is predicted at 1.57x and the 200x352 map is off by "
-                   "+117%; the additive launch model met these bounds by charging the host serially")
+                   "enqueues asynchronously): the smallest map is predicted at 1.41x and the 200x352 map is off by "
+                   "+100%; the additive launch model met these bounds by charging the host serially")
 def test_the_smallest_map_near_1x_and_no_row_off_by_more_than_2x(table):
     single = table[table["op"] == "conv3x3"]
     assert single["predicted"].iloc[-1] < 1.1
@@ -76,20 +76,21 @@ def test_sbnets_block_rule_counts_a_block_active_above_5_percent_of_its_input_wi
     assert published_gpu.sbnet_blocks(16, 16, 64 / 256, 8, 1) == (3, 192)
 
 
-@pytest.mark.xfail(strict=True, reason="not met: median |error| 24% (target 20%), worst +117%: the single convs are "
-                   "over-predicted by +24%, +117%, +95%, +79% (400x704 .. 50x88) while the residual unit is within "
-                   "-3%..-27%. The wrong step is the sparse side of the 48/64/96-channel maps (65, 45, 45 us modelled), "
+@pytest.mark.xfail(strict=True, reason="not met: median |error| 23% (target 20%), worst +100%: the single convs are "
+                   "over-predicted by +17%, +100%, +69%, +61% (400x704 .. 50x88) while the residual unit is within "
+                   "-12%..-28%. The wrong step is the sparse side of the 48/64/96-channel maps (72, 55, 55 us modelled, "
+                   "each conv with TF's filter transform and cuDNN's offsets kernel), "
                    "not the dense baselines: with cuDNN 6's algorithms modelled and Winograd fitted on DeepBench's 1080 "
                    "Ti rows, implicit GEMM stays fastest at these shapes, and matching the rows with the sparse side as "
-                   "modelled would need dense rates of 18-21 TFLOP/s, above every DeepBench row with K <= 128 (README)")
+                   "modelled would need dense rates of 15-18 TFLOP/s, above every DeepBench row with K <= 64 (README)")
 def test_median_error_within_20_percent_and_every_row_within_30(table):
     s = published_gpu.summary(table)
     assert s["median_abs_error"] <= published_gpu.TARGETS["median"]
     assert s["max_abs_error"] <= published_gpu.TARGETS["worst"]
 
 
-@pytest.mark.xfail(strict=True, reason="not met: 200x352 is predicted above 400x704 (5.37x vs 4.20x) and 50x88 at "
-                   "1.57x: the two larger maps' sparse convs have the same MACs and the model's dense baselines the "
+@pytest.mark.xfail(strict=True, reason="not met: 200x352 is predicted above 400x704 (4.94x vs 3.95x) and 50x88 at "
+                   "1.41x: the two larger maps' sparse convs have the same MACs and the model's dense baselines the "
                    "same time (implicit GEMM at both: the fitted Winograd loses at 24 and 48 channels), so only the "
                    "gather/scatter bytes (halved at 48 channels) tell them apart")
 def test_single_convs_in_measured_order_with_the_smallest_map_below_1x(table):
@@ -99,8 +100,8 @@ def test_single_convs_in_measured_order_with_the_smallest_map_below_1x(table):
 
 @pytest.mark.xfail(strict=True, reason="not met: the 10% square is 127x222 pixels, about 4x32 by 7x32, so output "
                    "tiles of 8, 16 and 32 waste 1% of their pixels where odd tiles waste 7-36%, and B = 32 predicts "
-                   "fastest (4.93x); SBNet swept odd input tiles only (even output tiles never ran); the best odd "
-                   "tile here is 26 (4.25x), inside 9..29")
+                   "fastest (4.57x); SBNet swept odd input tiles only (even output tiles never ran); the best of "
+                   "9..29 here is 26 (3.99x), of its odd sweep 19 (3.95x)")
 def test_best_block_on_the_largest_map_lies_in_sbnets_sweep(curve):
     best = int(curve.loc[curve["speedup"].idxmax(), "block"])
     assert 9 <= best <= 29
@@ -109,14 +110,15 @@ def test_best_block_on_the_largest_map_lies_in_sbnets_sweep(curve):
 def test_cudnns_algorithm_choice_keeps_implicit_gemm_at_sbnets_shapes(table):
     """The autotuner's choice on SBNet's single convs (dense maps and the gathered tiles at the best block):
     the fused Winograd fitted on DeepBench's 1080 Ti rows runs its 128-channel tiles at 24-96 channels and
-    loses to the implicit GEMM everywhere here, by 20% (200x352, dense) to 2.4x (400x704); so the dense
-    baselines stay as the tile model has them. The rows' implied dense rates (the measured speed-up times
-    the modelled sparse time) are 1.2-2.2x the modelled ones."""
+    loses to the implicit GEMM (with cuDNN's offsets kernel, which the autotuner times with it) everywhere
+    here, by 12% (100x176, tiles) to 2.4x (400x704); so the dense baselines stay as the tile model has them.
+    The rows' implied dense rates (the measured speed-up times the modelled sparse time) are 1.17x (400x704)
+    and 1.6-2.0x (48/64/96 channels) the modelled ones."""
     algos = published_gpu.algorithm_table(table=table)
     assert len(algos) == 8 and (algos["implicit-gemm_us"] < algos["winograd_us"]).all()
-    assert (algos["winograd_us"] / algos["implicit-gemm_us"]).min() > 1.15
+    assert (algos["winograd_us"] / algos["implicit-gemm_us"]).min() > 1.1
     single = table[table["op"] == "conv3x3"]
     assert (single["dense_algorithm"] == "implicit-gemm").all() and (single["sparse_algorithm"] == "implicit-gemm").all()
     implied = single["dense_tflops_implied"] / single["dense_tflops"]
-    assert implied.min() > 1.2 and implied.iloc[1:].min() > 1.75                  # 48/64/96 channels: 1.8-2.2x
+    assert implied.min() > 1.15 and implied.iloc[1:].min() > 1.55                 # 48/64/96 channels: 1.6-2.0x
     assert table.loc[table["op"] != "conv3x3", "dense_tflops"].isna().all()

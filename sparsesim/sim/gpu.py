@@ -71,7 +71,8 @@ def simulate_gpu(geo: Geometry, hw: Hardware, w: Work) -> GpuResult:
 
     conv, waves = _waves_time(tiles, slots, tile_s)
     choice = kind.conv_choice(geo, hw, w, np.where(tiles > 0, conv, 0.0), bandwidth, library_conv(hw, w))
-    kernel_s, direct = choice.seconds, choice.extra_kernels == 0   # direct: the simulated tiles ran
+    kernel_s, helper_s = choice.seconds, choice.helper_s + np.zeros_like(choice.seconds)
+    direct = choice.algorithm == "implicit-gemm"                    # the simulated tiles ran
     indexed_bw = np.minimum(bandwidth, kind.gather_bandwidth(hw) or np.inf)
     over = _stream_kernel_s(moved.step_bytes["mask"], hw, bandwidth, cap) + \
         _stream_kernel_s(moved.step_bytes["gather"], hw, indexed_bw, cap) + \
@@ -85,9 +86,10 @@ def simulate_gpu(geo: Geometry, hw: Hardware, w: Work) -> GpuResult:
     host_bound = issued >= seconds
     gpu = lambda v: np.where(host_bound, 0.0, v + np.zeros_like(seconds))  # noqa: E731
     tiled = lambda v: gpu(np.where(direct, v, 0.0))  # noqa: E731  (another algorithm's time has no tile stalls)
-    stalls = {"tail": tiled(np.maximum(kernel_s - tiles * bound / slots, 0.0)),
+    stalls = {"tail": tiled(np.maximum(kernel_s - helper_s - tiles * bound / slots, 0.0)),
               "bandwidth": tiled(np.maximum(tiles * (bound - full) / slots, 0.0)),
-              "launch": np.where(host_bound, issued, exposed) + np.zeros_like(seconds), "overhead_kernels": gpu(over)}
+              "launch": np.where(host_bound, issued, exposed) + np.zeros_like(seconds),
+              "overhead_kernels": gpu(over + helper_s)}
     return GpuResult(seconds=seconds, conv_s=kernel_s, overhead_s=over + exposed, tiles=tiles, waves=waves,
                      stalls=stalls, utilisation=w.macs / (hw.peak_macs_per_s * np.maximum(seconds, 1e-30)),
                      dram_bytes=kernel_bytes + moved.overhead_bytes)

@@ -16,10 +16,12 @@ Geometry = Work = Reader = Any
 @dataclass(frozen=True)
 class ConvChoice:
     """How a layer's conv runs: its seconds, the kernels it launches besides the conv's one (an
-    algorithm's transforms), and the algorithm's name; arrays broadcast to (L, T, Nb)."""
+    algorithm's transforms, the library's and the framework's helper kernels), and the algorithm's name;
+    `helper_s`: the part of `seconds` its small helper kernels take; arrays broadcast to (L, T, Nb)."""
     seconds: Any
     extra_kernels: Any
     algorithm: Any
+    helper_s: Any = 0.0
 
 
 class Kind:

@@ -40,6 +40,14 @@ class GpuPart:
     algorithms: tuple[Algorithm, ...] = (Algorithm("implicit-gemm"),)   # what the library's autotuner times
     scatter_bandwidth: float = 0.0   # bytes/s of the indexed scatter-add (0: as the gather)
     mask_bandwidth: float = 0.0      # bytes/s of the mask step (0: streaming)
+    framework_conv_kernels: int = 0  # small kernels the framework launches around each library conv call
+    helper_kernel_s: float = 0.0     # GPU seconds of one such small helper kernel (the framework's, the library's)
+
+
+def _library_runs(w, library) -> np.ndarray:
+    """1 where a library call runs the conv (its helper kernels run with it), 0 elsewhere (a fused kernel,
+    no active blocks)."""
+    return (np.asarray(library) & (np.asarray(w.blocks) > 0)).astype(int)
 
 
 def _tiles(g) -> tuple[Tile, ...]:
@@ -68,7 +76,13 @@ class Gpu(Kind):
                        schedulers=g.get("schedulers", int, 4), max_warps_per_sm=g.get("max_warps_per_sm", int, 64),
                        registers_per_sm=g.get("registers_per_sm", int, 65536), tiles=_tiles(g),
                        algorithms=gpu_algorithms.parse(g), scatter_bandwidth=g.get("scatter_gbps", float, 0.0) * 1e9,
-                       mask_bandwidth=g.get("mask_gbps", float, 0.0) * 1e9)
+                       mask_bandwidth=g.get("mask_gbps", float, 0.0) * 1e9,
+                       framework_conv_kernels=g.get("framework_conv_kernels", int, 0),
+                       helper_kernel_s=g.get("helper_kernel_us", float, 0.0) * 1e-6)
+        if part.framework_conv_kernels < 0:
+            g.fail("framework_conv_kernels", "a non-negative integer", part.framework_conv_kernels)
+        if part.helper_kernel_s < 0:
+            g.fail("helper_kernel_us", "a non-negative number", part.helper_kernel_s * 1e6)
         if part.tiles_per_sm > part.max_blocks_per_sm:
             g.fail("tiles_per_sm", f"at most max_blocks_per_sm ({part.max_blocks_per_sm})", part.tiles_per_sm)
         return part
@@ -89,26 +103,40 @@ class Gpu(Kind):
 
     def conv_times(self, geo, hw, w, direct, bandwidth, library) -> gpu_algorithms.Timed:
         """Every algorithm of the GPU's list timed on the conv (inf where one does not apply: not a library
-        call, not a 3x3 stride-1 conv, or a map of unknown shape), stacked in the list's order."""
+        call, not a 3x3 stride-1 conv, or a map of unknown shape), stacked in the list's order. A library
+        call's time includes the algorithm's own helper kernels (cuDNN's offsets kernel): cuDNN's autotuner
+        times the whole call, so they count in the choice."""
         winograd = (geo.kh == 3) & (geo.kw == 3) & (geo.sh == 1) & (geo.sw == 1) & (geo.dh == 1) & (geo.dw == 1) & \
             (geo.groups == 1) & ~geo.transposed & np.asarray(library) & (w.tile_h is not None)
         rows = w.tile_h if w.tile_h is not None else w.padded_pixels
         cols = w.tile_w if w.tile_w is not None else 1.0
         problem = ConvProblem(images=w.blocks, rows=rows, cols=cols, cin=geo.cin, cout=geo.cout,
                               in_elems=w.blocks * w.tile_in, bandwidth=bandwidth, winograd=winograd)
-        return gpu_algorithms.time_all(problem, hw, hw.part.algorithms, direct)
+        timed = gpu_algorithms.time_all(problem, hw, hw.part.algorithms, direct)
+        own = np.array([a.helper_kernels for a in hw.part.algorithms]).reshape((-1,) + (1,) * (timed.seconds.ndim - 1))
+        helpers = own * _library_runs(w, library)
+        return gpu_algorithms.Timed(timed.seconds + helpers * hw.part.helper_kernel_s, timed.extra_kernels + helpers)
 
     def conv_choice(self, geo, hw, w, direct, bandwidth, library) -> ConvChoice:
         """The fastest algorithm of the GPU's list where a library runs the conv (dense layers, gathered
-        tiles); the direct implicit GEMM elsewhere (a fused kernel) and for maps of unknown shape."""
-        algorithms = hw.part.algorithms
-        if len(algorithms) == 1:
-            return ConvChoice(direct, 0.0 * direct, np.full(np.shape(direct), algorithms[0].name))
-        timed = self.conv_times(geo, hw, w, direct, bandwidth, library)
-        best = np.argmin(timed.seconds, axis=0)          # ties: the earlier of the list (implicit GEMM first)
-        pick = lambda a: np.take_along_axis(a, best[None], axis=0)[0]  # noqa: E731
+        tiles); the direct implicit GEMM elsewhere (a fused kernel) and for maps of unknown shape. A library
+        call also runs helper kernels: the algorithm's own (cuDNN's precomputed offsets, timed with it) and
+        the framework's around it (TensorFlow 1.x transforms the filter on every call; the same for every
+        algorithm, so added after the choice)."""
+        algorithms, runs = hw.part.algorithms, _library_runs(w, library)
+        own = np.array([a.helper_kernels for a in algorithms])
+        if len(algorithms) == 1:      # nothing to choose: the direct implicit GEMM and its own helpers
+            best = np.zeros(np.shape(direct), int)
+            seconds, extra = direct + own[0] * runs * hw.part.helper_kernel_s, own[0] * runs + 0.0 * direct
+        else:
+            timed = self.conv_times(geo, hw, w, direct, bandwidth, library)
+            best = np.argmin(timed.seconds, axis=0)          # ties: the earlier of the list (implicit GEMM first)
+            pick = lambda a: np.take_along_axis(a, best[None], axis=0)[0]  # noqa: E731
+            seconds, extra = pick(timed.seconds), pick(timed.extra_kernels)
         names = np.array([a.name for a in algorithms])
-        return ConvChoice(pick(timed.seconds), pick(timed.extra_kernels), names[best])
+        framework = hw.part.framework_conv_kernels * runs
+        helper_s = (own[best] * runs + framework) * hw.part.helper_kernel_s
+        return ConvChoice(seconds + framework * hw.part.helper_kernel_s, extra + framework, names[best], helper_s)
 
     def gather_bandwidth(self, hw, block=None) -> float:
         return hw.part.gather_bandwidth

@@ -10,7 +10,8 @@ algorithms its library has and their parameters (a kernel's output tile, its thr
 efficiency of its multiply: fitted where public measurements allow, `benchmarks/deepbench_gpu.py`).
 
 - `implicit-gemm` (cuDNN's IMPLICIT_PRECOMP_GEMM, CUTLASS's implicit GEMM): the kind's tile model, the
-  time the caller passes in (`direct`); one kernel.
+  time the caller passes in (`direct`); one kernel, and `helper_kernels` small ones before it where the
+  library has them (cuDNN's precomputed-offsets kernel: `Gpu.conv_choice` charges them).
 - `winograd` (cuDNN's fused WINOGRAD, F(m x m, 3 x 3)): one kernel transforms the filters (read 9 CK,
   write alpha^2 CK, alpha = m + 2); a second transforms input tiles, multiplies and transforms back in
   one pass: an implicit GEMM over output pixels (padded to whole m x m tiles) x output channels whose
@@ -40,6 +41,7 @@ class Algorithm:
     tile: Tile | None = None     # the kernel's thread-block tile (fused Winograd); None: the GPU's `tiles:`
     channel_chunk: int = 1       # input channels per step of the kernel's reduction (C is padded to it)
     efficiency: float = 1.0      # fraction of the SM's peak its multiply reaches
+    helper_kernels: int = 0      # small kernels it launches before its main one (cuDNN's precomputed-offsets kernel)
 
 
 @dataclass(frozen=True)
@@ -118,13 +120,16 @@ def parse(g) -> tuple[Algorithm, ...]:
                                                                                for v in tile)):
             g.fail(f"algorithms[{i}].tile", "[M, N, K, warps, stages] of positive integers", tile)
         m, eff, chunk = row.get("output_tile", 0), row.get("efficiency", 1.0), row.get("channel_chunk", 1)
+        helpers = row.get("helper_kernels", 0)
         if needs_m and not (isinstance(m, int) and m >= 2):
             g.fail(f"algorithms[{i}].output_tile", "an integer >= 2", m)
         if isinstance(eff, bool) or not isinstance(eff, (int, float)) or not 0 < eff <= 2:
             g.fail(f"algorithms[{i}].efficiency", "a number in (0, 2]", eff)
         if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
             g.fail(f"algorithms[{i}].channel_chunk", "a positive integer", chunk)
-        out.append(Algorithm(row["name"], m, Tile(*tile) if needs_tile else None, chunk, float(eff)))
+        if isinstance(helpers, bool) or not isinstance(helpers, int) or helpers < 0:
+            g.fail(f"algorithms[{i}].helper_kernels", "a non-negative integer", helpers)
+        out.append(Algorithm(row["name"], m, Tile(*tile) if needs_tile else None, chunk, float(eff), helpers))
     if not out or out[0].name != "implicit-gemm":
         g.fail("algorithms", "a list starting with implicit-gemm (the tile model every conv can run in)", rows)
     return tuple(out)
