@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from sparsesim.trace.gates import GateConfig, delta_step, dilate_mask
+from sparsesim.trace.gates import GateConfig, delta_step, dilate_mask, select_
 from sparsesim.trace.skipconv import GatedModel
 
 ABSOLUTE = dict(threshold_mode="absolute")
@@ -164,3 +164,14 @@ def test_the_in_place_reference_gives_the_pure_steps_floats_and_never_writes_the
         assert torch.equal(out, expected) and torch.equal(layer.state.prev_input, reference)
     assert all(torch.equal(f, c) for f, c in zip(frames, copies))
     assert layer.state.owns_input and layer.state.prev_input.data_ptr() not in {f.data_ptr() for f in frames}
+
+
+def test_select_is_where_bit_for_bit():
+    dst = torch.tensor([[[[1.5, -0.0, float("nan"), 2.0]], [[0.0, 3.0, -1.0, float("inf")]]]])
+    src = torch.tensor([[[[-7.0, 0.0, 1.0, float("-inf")]], [[-0.0, float("nan"), 4.0, 5.0]]]])
+    mask = torch.tensor([[[[True, True, False, True]]]])
+    for dtype in (torch.float32, torch.float64, torch.float16):
+        d, s = dst.to(dtype), src.to(dtype)
+        want = torch.where(mask, s, d)
+        got = select_(d.clone(), s, mask)
+        assert torch.equal(got.view(torch.uint8), want.view(torch.uint8))   # the bits, signed zeros and NaNs too

@@ -101,3 +101,23 @@ def test_the_whole_video_stage_stops_where_the_range_ends():
     flat = lambda eps: Trial(eps, 80.0, 0.0)  # noqa: E731
     chosen, windows = largest_passing(flat, 35.0)
     assert [t.eps for t in follow_video(flat, chosen.eps, windows, 35.0)] == [EPS_HI]
+
+
+def test_the_whole_video_stage_runs_where_the_windows_are_not_the_video(tmp_path):
+    """30 frames searched on windows of 4: the whole-video runs are recorded, the trace is at the epsilon of
+    the last of them that kept the target, and its own frames give the PSNR the search recorded."""
+    from sparsesim.trace import video
+    src = tmp_path / "graded.mp4"
+    video.encode(src, graded_change(30))
+    out, target = tmp_path / "t", 60.0
+    assert main(["trace", str(src), "--model", "python:own_nets:residual", "--gate", "delta", "--target-psnr",
+                 str(target), "--calibration-frames", "4", "--quality-every", "1", "-o", str(out), "-q"]) == 0
+    t = trace.open(out)
+    cal = t.meta["calibration"]
+    assert cal["window_starts"] == [0, 13, 26] and 1 <= len(cal["video_search"]) <= 4
+    passing = [s for s in cal["video_search"] if s["psnr_db"] >= target]
+    assert passing and cal["chosen_eps"] == max(s["eps"] for s in passing) == t.meta["gate"]["threshold"]
+    gated = ~t.frames["reset"].to_numpy()
+    assert pooled_psnr(t.frames["psnr_db"].to_numpy()[gated]) == pytest.approx(cal["chosen_psnr_db"])
+    assert "whole video" in cal["metric"]
+
