@@ -15,8 +15,8 @@ def test_the_search_finds_the_boundary_of_a_monotone_curve():
     boundary = 0.0123
     curve = lambda eps: Trial(eps, 40.0 - 10.0 * math.log10(eps / boundary), 0.0)  # noqa: E731
     chosen, trials = largest_passing(curve, 40.0)
-    assert chosen.psnr_db >= 40.0 and boundary * 0.96 <= chosen.eps <= boundary
-    assert all(t.psnr_db < 40.0 for t in trials if t.eps > chosen.eps)
+    assert chosen.value >= 40.0 and boundary * 0.96 <= chosen.eps <= boundary
+    assert all(t.value < 40.0 for t in trials if t.eps > chosen.eps)
     assert largest_passing(curve, 1e9)[0] is None
     assert largest_passing(lambda eps: Trial(eps, 99.0, 0.0), 30.0)[0].eps == 2.0   # the cap passes: take it
 
@@ -48,13 +48,13 @@ def test_a_handmade_model_traces_at_the_largest_epsilon_keeping_the_target(tmp_p
                  str(target), "--calibration-frames", "8", "--frames", "8", "-o", str(out), "-q"]) == 0
     t = trace.open(out)
     cal = t.meta["calibration"]
-    assert t.meta["gate"]["threshold"] == cal["chosen_eps"] and cal["target_psnr_db"] == target
+    assert t.meta["gate"]["threshold"] == cal["chosen_eps"] and cal["metric"] == "psnr" and cal["target"] == target
     gated = ~t.frames["reset"].to_numpy()
     achieved = pooled_psnr(t.frames["psnr_db"].to_numpy()[gated])
-    assert achieved == pytest.approx(cal["chosen_psnr_db"])    # the same frames: the search's own figure
+    assert achieved == pytest.approx(cal["chosen_value"])    # the same frames: the search's own figure
     assert target <= achieved < target + 0.5                   # hits the target, not far above it
     larger = [s for s in cal["search"] if s["eps"] > cal["chosen_eps"]]
-    assert larger and all(s["psnr_db"] < target for s in larger)
+    assert larger and all(s["value"] < target for s in larger)
 
 
 @pytest.mark.parametrize("args,match", [(["--target-psnr", "400"], "no threshold reaches PSNR 400 dB on 4 frames at "
@@ -84,7 +84,7 @@ def test_the_search_windows_spread_over_the_video():
 def test_the_whole_video_stage_lands_in_the_tolerance_when_the_video_differs_from_its_windows(offset, steepness):
     """Short windows start dense and see less error than the whole video (or, where the video's busy part
     falls between them, more): stage 2 follows the video's own curve into [target, target + 0.5)."""
-    from sparsesim.trace.target import TOLERANCE_DB, VIDEO_TRIALS, follow_video
+    from sparsesim.trace.target import PSNR, VIDEO_TRIALS, follow_video
     target = 35.0
     windows_curve = lambda eps: Trial(eps, 45.0 - 10.0 * math.log10(eps / 0.01), 0.0)  # noqa: E731
     video_curve = lambda eps: Trial(eps, 45.0 + offset - steepness * math.log10(eps / 0.01), 0.0)  # noqa: E731
@@ -92,7 +92,7 @@ def test_the_whole_video_stage_lands_in_the_tolerance_when_the_video_differs_fro
     calls = []
     videos = follow_video(lambda eps: calls.append(eps) or video_curve(eps), chosen.eps, windows, target)
     assert len(videos) == len(calls) <= VIDEO_TRIALS and videos[0].eps == chosen.eps
-    assert target <= videos[-1].psnr_db < target + TOLERANCE_DB
+    assert target <= videos[-1].value < target + PSNR.tolerance
 
 
 def test_the_whole_video_stage_stops_where_the_range_ends():
@@ -115,9 +115,9 @@ def test_the_whole_video_stage_runs_where_the_windows_are_not_the_video(tmp_path
     t = trace.open(out)
     cal = t.meta["calibration"]
     assert cal["window_starts"] == [0, 13, 26] and 1 <= len(cal["video_search"]) <= 4
-    passing = [s for s in cal["video_search"] if s["psnr_db"] >= target]
+    passing = [s for s in cal["video_search"] if s["value"] >= target]
     assert passing and cal["chosen_eps"] == max(s["eps"] for s in passing) == t.meta["gate"]["threshold"]
     gated = ~t.frames["reset"].to_numpy()
-    assert pooled_psnr(t.frames["psnr_db"].to_numpy()[gated]) == pytest.approx(cal["chosen_psnr_db"])
-    assert "whole video" in cal["metric"]
+    assert pooled_psnr(t.frames["psnr_db"].to_numpy()[gated]) == pytest.approx(cal["chosen_value"])
+    assert "whole video" in cal["pooled"]
 

@@ -86,6 +86,12 @@ def measured_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--measured-hw", help="the hardware the measurements were taken on (e.g. cpu)")
 
 
+def target_metrics_help() -> str:
+    from ..trace.target_metrics import METRICS
+    return "; ".join(f"{m.name}: {'higher' if m.higher_is_better else 'lower'} is better"
+                     + (f", {' or '.join(m.tasks)} models" if m.tasks else "") for m in METRICS.values())
+
+
 def trace_args(t: argparse.ArgumentParser) -> None:
     from ..trace.gate_config import DEFAULT_CUT_THRESHOLD, GATE_KINDS, THRESHOLD_MODES, GateConfig
     from ..trace.models import names, source_usages
@@ -111,8 +117,11 @@ def trace_args(t: argparse.ArgumentParser) -> None:
                    "over the whole video (log-scale bisection in [1e-4, 2] on --calibration-frames frames at the "
                    "start, middle and end, then up to 4 whole-video runs until the video's PSNR is in [DB, DB+0.5)), "
                    "then trace at it (the search is recorded in meta.json)")
+    t.add_argument("--target", metavar="METRIC=VALUE",
+                   help=f"the same search for another metric ({target_metrics_help()}); a metric read from ground "
+                   "truth runs the trials and the trace with --ground-truth; --target-psnr DB is --target psnr=DB")
     t.add_argument("--calibration-frames", type=int, default=12, metavar="N",
-                   help="decoded frames the --target-psnr search traces at each of its three places")
+                   help="decoded frames the --target-psnr/--target search traces at each of its three places")
     t.add_argument("--cut-threshold", type=threshold, default=DEFAULT_CUT_THRESHOLD, metavar="MSE",
                    help="a scene cut (mean squared change of an input frame, RGB in [0, 1], above MSE) forces a "
                    "dense frame; 0 = never")

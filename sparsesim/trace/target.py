@@ -1,19 +1,22 @@
-"""Quality targets: the largest gate threshold that keeps a PSNR target over the whole video.
+"""Quality targets: the largest gate threshold that keeps a quality target over the whole video.
 
-`sparsesim trace --target-psnr DB` searches in two stages, each trial a run of the same tracer into a
-temporary directory, and then traces the video at the threshold found; meta.json records both (`calibration`):
+`sparsesim trace --target METRIC=VALUE` (`--target-psnr DB` is `--target psnr=DB`; the metrics and how
+each pools its frames are in target_metrics.py) searches in two stages, each trial a run of the same tracer
+(with the metric's ground-truth protocol, where it has one) into a temporary directory, and then traces the
+video at the threshold found; meta.json records both (`calibration`):
 1. windows: short windows at the start, middle and end of the video, traced at trial thresholds; epsilon is
-   bisected on a log scale between EPS_LO and EPS_HI for the largest one whose pooled gated-vs-dense PSNR
-   reaches the target. Cheap, but a window starts from a dense frame and the gated error grows for ten or
-   more frames before it levels off (P-Net on bigbuckbunny: 42 dB on the first gated frame, 32 dB from the
-   twelfth on at one epsilon), so a window's PSNR is higher than the video's.
+   bisected on a log scale between EPS_LO and EPS_HI for the largest one whose metric, pooled over the
+   windows' gated frames, passes the target. Cheap, but a window starts from a dense frame and the gated
+   error grows for ten or more frames before it levels off (P-Net on bigbuckbunny: 42 dB on the first gated
+   frame, 32 dB from the twelfth on at one epsilon), so a window scores better than the video.
 2. the whole video: traced at the windows' epsilon, then at epsilons moved by the gap left (the windows'
    curve shifted by the offset measured, then secants through the whole-video trials), until the video's
-   PSNR lies in [target, target + TOLERANCE_DB) or VIDEO_TRIALS runs are spent; the largest passing epsilon
-   is kept. Skipped where one window already is the whole video.
-The PSNR of several frames is that of their mean squared error, so one bad frame counts as it does in the
-error, not as one dB among many. The search assumes the PSNR falls as epsilon grows (true of the gates up
-to noise); it keeps the largest passing epsilon it saw.
+   figure lies within the metric's tolerance on the passing side of the target (PSNR: [target, target +
+   0.5 dB)) or VIDEO_TRIALS runs are spent; the largest passing epsilon is kept. Skipped where one window
+   already is the whole video.
+The search works on the metric's score (its value, negated where lower is better), so "passes" is always
+"scores at least the target's score". It assumes the score falls as epsilon grows (true of the gates up to
+noise); it keeps the largest passing epsilon it saw.
 """
 from __future__ import annotations
 
@@ -23,28 +26,30 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 from tqdm import tqdm
 
 from ..errors import SparsesimError, require
 from .gate_config import THRESHOLDED_KINDS
+from .target_metrics import METRICS, Metric, QualityTarget, pooled_psnr  # noqa: F401  (pooled_psnr: its old home)
 
 EPS_LO, EPS_HI = 1e-4, 2.0
 WINDOWS = 3             # places in the video the search traces: its start, middle and end
 BISECTIONS = 8          # (EPS_HI / EPS_LO) ** (1 / 2**8): epsilon found within 4 % of the boundary
 VIDEO_TRIALS = 4        # whole-video runs at most (each costs a trace of the video with a dense pass per step)
-TOLERANCE_DB = 0.5      # a whole-video PSNR in [target, target + this) is a hit
+PSNR = METRICS["psnr"]
 
 
 @dataclass(frozen=True)
 class Trial:
     eps: float
-    psnr_db: float
+    value: float            # the metric's figure over the run's gated frames
     active_mean: float
 
 
 @dataclass(frozen=True)
 class Calibration:
-    target_db: float
+    goal: QualityTarget
     frames: int
     chosen: Trial
     trials: tuple[Trial, ...]          # stage 1, on the windows
@@ -52,41 +57,33 @@ class Calibration:
     video_trials: tuple[Trial, ...] = ()   # stage 2, on the whole video (none where a window was the video)
 
     def record(self) -> dict:
+        metric = self.goal.metric
         over = "the whole video's gated frames" if self.video_trials else "the gated calibration frames"
-        return {"target_psnr_db": self.target_db, "frames": self.frames, "window_starts": list(self.starts),
-                "metric": f"psnr_db of the mean squared error over {over}, gated vs dense",
-                "chosen_eps": self.chosen.eps, "chosen_psnr_db": self.chosen.psnr_db,
-                "search": [vars(t) for t in self.trials], "video_search": [vars(t) for t in self.video_trials],
-                "tolerance_db": TOLERANCE_DB}
-
-
-def pooled_psnr(psnr_db: np.ndarray) -> float:
-    """PSNR of the mean squared error behind several frames' PSNRs (inf frames: no error)."""
-    values = np.asarray(psnr_db, float)
-    values = values[~np.isnan(values)]
-    if not values.size:
-        return math.nan
-    mse = np.mean(10.0 ** (-values / 10.0))
-    return math.inf if mse == 0 else float(-10.0 * np.log10(mse))
+        return {"metric": metric.name, "target": self.goal.value, "unit": metric.unit.strip(),
+                "higher_is_better": metric.higher_is_better, "columns": list(metric.columns),
+                "ground_truth": " or ".join(metric.tasks), "pooled": metric.pooled.format(frames=over),
+                "tolerance": metric.tolerance, "frames": self.frames, "window_starts": list(self.starts),
+                "chosen_eps": self.chosen.eps, "chosen_value": self.chosen.value,
+                "search": [vars(t) for t in self.trials], "video_search": [vars(t) for t in self.video_trials]}
 
 
 def largest_passing(evaluate: Callable[[float], Trial], target: float, lo: float = EPS_LO, hi: float = EPS_HI,
-                    steps: int = BISECTIONS) -> tuple[Trial | None, list[Trial]]:
-    """Bisect log(eps) in [lo, hi] for the largest eps whose trial reaches `target`; (None, trials) when
+                    steps: int = BISECTIONS, metric: Metric = PSNR) -> tuple[Trial | None, list[Trial]]:
+    """Bisect log(eps) in [lo, hi] for the largest eps whose trial passes `target`; (None, trials) when
     not even `lo` does."""
+    passes = lambda t: metric.passes(t.value, target)  # noqa: E731
     trials = [evaluate(hi)]
-    if trials[-1].psnr_db >= target:
+    if passes(trials[-1]):
         return trials[-1], trials
     trials.append(evaluate(lo))
-    if trials[-1].psnr_db < target:
+    if not passes(trials[-1]):
         return None, trials
     good, bad = lo, hi
     for _ in range(steps):
         mid = math.sqrt(good * bad)
         trials.append(evaluate(mid))
-        good, bad = (mid, bad) if trials[-1].psnr_db >= target else (good, mid)
-    passing = [t for t in trials if t.psnr_db >= target]
-    return max(passing, key=lambda t: t.eps), trials
+        good, bad = (mid, bad) if passes(trials[-1]) else (good, mid)
+    return max(filter(passes, trials), key=lambda t: t.eps), trials
 
 
 def window_starts(start: int, frames: int, available: int, windows: int = WINDOWS) -> tuple[int, ...]:
@@ -105,33 +102,36 @@ def _where(frames: int, starts: tuple[int, ...]) -> str:
     return f"{frames} frames at each of frames {', '.join(map(str, starts))}"
 
 
-def next_video_eps(video: list[Trial], windows: list[Trial], target: float) -> float:
-    """Where the next whole-video trial goes. One video trial: the windows' PSNR curve (piecewise linear in
+def next_video_eps(video: list[Trial], windows: list[Trial], target: float, metric: Metric = PSNR) -> float:
+    """Where the next whole-video trial goes. One video trial: the windows' score curve (piecewise linear in
     log eps through their trials) shifted by the offset that trial measured, solved for the target. Two or
-    more: a secant in log eps through the two nearest the target, kept inside the bracket of passing and
-    failing trials when there is one (a bisection when the secant leaves it)."""
+    more: a secant in log eps through the two nearest the middle of the band, kept inside the bracket of
+    passing and failing trials when there is one (a bisection when the secant leaves it)."""
+    goal = metric.score(target)
+    aim = goal + metric.tolerance / 2
     if len(video) == 1:
-        offset = video[0].psnr_db - _curve(windows, video[0].eps)
-        return _solve(windows, target - offset)
-    passing = [t.eps for t in video if t.psnr_db >= target]
-    failing = [t.eps for t in video if t.psnr_db < target]
+        offset = metric.score(video[0].value) - _curve(windows, video[0].eps, metric)
+        return _solve(windows, goal - offset, metric)
+    passing = [t.eps for t in video if metric.passes(t.value, target)]
+    failing = [t.eps for t in video if not metric.passes(t.value, target)]
     lo, hi = (max(passing) if passing else EPS_LO), (min(failing) if failing else EPS_HI)
-    a, b = sorted(video, key=lambda t: abs(t.psnr_db - target - TOLERANCE_DB / 2))[:2]
-    slope = (b.psnr_db - a.psnr_db) / (math.log(b.eps) - math.log(a.eps)) if a.eps != b.eps else 0.0
-    guess = math.exp(math.log(a.eps) + (target + TOLERANCE_DB / 2 - a.psnr_db) / slope) if slope < 0 else math.nan
+    a, b = sorted(video, key=lambda t: abs(metric.score(t.value) - aim))[:2]
+    sa, sb = metric.score(a.value), metric.score(b.value)
+    slope = (sb - sa) / (math.log(b.eps) - math.log(a.eps)) if a.eps != b.eps else 0.0
+    guess = math.exp(math.log(a.eps) + (aim - sa) / slope) if slope < 0 else math.nan
     return guess if lo < guess < hi else math.sqrt(lo * hi)
 
 
-def _curve(trials: list[Trial], eps: float) -> float:
-    """The windows' PSNR at eps, linear in log eps between their trials (inf PSNRs capped for the line)."""
-    xs, ys = _points(trials)
+def _curve(trials: list[Trial], eps: float, metric: Metric) -> float:
+    """The windows' score at eps, linear in log eps between their trials (infinite scores capped for the line)."""
+    xs, ys = _points(trials, metric)
     return float(np.interp(math.log(eps), xs, ys))
 
 
-def _solve(trials: list[Trial], psnr: float) -> float:
-    """The largest eps at which the windows' curve still reaches `psnr` (aiming inside the tolerance)."""
-    xs, ys = _points(trials)
-    want = psnr + TOLERANCE_DB / 2
+def _solve(trials: list[Trial], score: float, metric: Metric) -> float:
+    """The largest eps at which the windows' curve still reaches `score` (aiming inside the tolerance)."""
+    xs, ys = _points(trials, metric)
+    want = score + metric.tolerance / 2
     above = np.flatnonzero(ys >= want)
     if not above.size:
         return EPS_LO
@@ -143,66 +143,78 @@ def _solve(trials: list[Trial], psnr: float) -> float:
     return float(math.exp(x))
 
 
-def _points(trials: list[Trial]) -> tuple[np.ndarray, np.ndarray]:
+def _points(trials: list[Trial], metric: Metric) -> tuple[np.ndarray, np.ndarray]:
     ordered = sorted(trials, key=lambda t: t.eps)
     xs = np.log([t.eps for t in ordered])
-    ys = np.array([t.psnr_db for t in ordered], float)
+    ys = np.array([metric.score(t.value) for t in ordered], float)
     finite = ys[np.isfinite(ys)]
-    return xs, np.minimum(ys, (finite.max() if finite.size else 0.0) + 20.0)   # an error-free trial: high, not inf
+    # an error-free trial (PSNR inf) is high, not inf: 40 tolerances (20 dB) above the best finite one
+    margin = 40 * metric.tolerance
+    return xs, np.clip(ys, (finite.min() if finite.size else 0.0) - margin, (finite.max() if finite.size else 0.0) + margin)
 
 
-def calibrate(options, loaded, target_db: float, frames: int) -> Calibration:
-    """The two-stage search (module docstring) over options.video (TraceOptions, a LoadedModel)."""
+def calibrate(options, loaded, goal: QualityTarget, frames: int) -> Calibration:
+    """The two-stage search (module docstring) over options.video (TraceOptions, a LoadedModel); `options`
+    already asks for the metric's ground-truth protocol where it needs one (tracer.trace_video)."""
     from .tracer import trace_video
     from .format import open as open_trace
     from . import video
-    require(options.gate.kind in THRESHOLDED_KINDS, ("target_psnr", "gate.kind"),
-            f"{{target_psnr}} searches a threshold: it needs a thresholded gate ({', '.join(THRESHOLDED_KINDS)}), "
+    metric, target = goal.metric, goal.value
+    flag = "target_psnr" if options.target_psnr is not None else "target"   # the flag the user typed
+    require(options.gate.kind in THRESHOLDED_KINDS, (flag, "gate.kind"),
+            f"{{{flag}}} searches a threshold: it needs a thresholded gate ({', '.join(THRESHOLDED_KINDS)}), "
             f"not {options.gate.kind}")
     info = video.probe(video.resolve_video(options.video))
     available = max(info.frame_count - options.start, 0)
     if options.frames is not None:
         available = min(available, options.frames) if available else options.frames
     starts = window_starts(options.start, frames, available)
-    bar = tqdm(desc="--target-psnr search", unit="run", disable=not options.progress, dynamic_ncols=True)
+    bar = tqdm(desc=f"--target {metric.name} search", unit="run", disable=not options.progress, dynamic_ncols=True)
     with tempfile.TemporaryDirectory(prefix="sparsesim-calibrate-") as tmp, bar:
         def run(eps: float, places: tuple[int, ...], count: int | None) -> Trial:
-            psnr, active = [], []
+            gated_rows, active = [], []
             for at in places:
                 trial = replace(options, gate=replace(options.gate, threshold=eps), start=at, frames=count,
                                 quality_every=1, output=f"{tmp}/e{eps:.6g}-{at}-{count}", progress=False,
-                                skip_complete=False, target_psnr=None, handle_signals=False)
+                                skip_complete=False, target_psnr=None, target=None, handle_signals=False)
                 t = open_trace(trace_video(trial, loaded).path)
                 gated = ~t.frames["reset"].to_numpy()
-                psnr.append(t.frames["psnr_db"].to_numpy()[gated])
+                gated_rows.append(t.frames[gated])
                 active.append(t.active.to_numpy()[gated])
                 bar.update()
             active_all = np.concatenate(active)
-            found = Trial(eps, pooled_psnr(np.concatenate(psnr)),
+            found = Trial(eps, metric.value(pd.concat(gated_rows, ignore_index=True)),
                           float(active_all.mean()) if active_all.size else math.nan)
-            bar.set_postfix_str(f"eps {eps:.4g}: {found.psnr_db:.2f} dB")
+            bar.set_postfix_str(f"eps {eps:.4g}: {metric.show(found.value)}")
             return found
 
-        chosen, trials = largest_passing(lambda eps: run(eps, starts, frames), target_db)
+        chosen, trials = largest_passing(lambda eps: run(eps, starts, frames), target, metric=metric)
         if chosen is None:
-            best = max(trials, key=lambda t: t.psnr_db)
-            raise SparsesimError(f"no threshold reaches PSNR {target_db:g} dB on {_where(frames, starts)}: the "
-                                 f"best was {best.psnr_db:.2f} dB at eps {best.eps:g}")
+            best = max(trials, key=lambda t: metric.score(t.value))
+            raise SparsesimError(f"no threshold reaches {metric.label} {target:g}{metric.unit} on "
+                                 f"{_where(frames, starts)}: the best was {metric.show(best.value)} at eps {best.eps:g}")
         whole = len(starts) == 1 and available and frames >= available
         videos = [] if whole else follow_video(lambda eps: run(eps, (options.start,), options.frames),
-                                               chosen.eps, trials, target_db)
+                                               chosen.eps, trials, target, metric=metric)
     if videos:
-        passing = [t for t in videos if t.psnr_db >= target_db]
-        chosen = max(passing, key=lambda t: t.eps) if passing else max(videos, key=lambda t: t.psnr_db)
-    return Calibration(target_db, frames, chosen, tuple(trials), starts, tuple(videos))
+        passing = [t for t in videos if metric.passes(t.value, target)]
+        chosen = (max(passing, key=lambda t: t.eps) if passing else
+                  max(videos, key=lambda t: metric.score(t.value)))
+    return Calibration(goal, frames, chosen, tuple(trials), starts, tuple(videos))
+
+
+def in_band(value: float, target: float, metric: Metric) -> bool:
+    """A hit: passing the target by less than the metric's tolerance."""
+    margin = metric.score(value) - metric.score(target)
+    return 0 <= margin < metric.tolerance
 
 
 def follow_video(evaluate: Callable[[float], Trial], eps: float, windows: list[Trial], target: float,
-                 runs: int = VIDEO_TRIALS) -> list[Trial]:
-    """Stage 2: whole-video trials from the windows' eps until one lands in [target, target + tolerance)."""
+                 runs: int = VIDEO_TRIALS, metric: Metric = PSNR) -> list[Trial]:
+    """Stage 2: whole-video trials from the windows' eps until one lands in the metric's band."""
     videos = [evaluate(eps)]
-    while len(videos) < runs and not target <= videos[-1].psnr_db < target + TOLERANCE_DB:
-        eps = next_video_eps(videos, windows, target)
+    while len(videos) < runs and not in_band(videos[-1].value, target, metric):
+        eps = next_video_eps(videos, windows, target, metric)
         if any(math.isclose(eps, t.eps, rel_tol=1e-3) for t in videos):
             break   # the search has nowhere new to go (eps at a bound of its range)
         videos.append(evaluate(eps))

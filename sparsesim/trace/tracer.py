@@ -27,6 +27,7 @@ from .preprocess import Preprocess
 from .skipconv import GatedModel, psnr, record_dataflow
 from .format import TraceWriter, existing_identity, read_meta
 from .resume import Resumed, adopt
+from .target_metrics import QualityTarget
 
 AUTO_QUALITY_FRAMES = 300  # videos up to this many steps get a dense quality check on every frame
 
@@ -54,7 +55,14 @@ class TraceOptions:
     ground_truth: bool = False        # score outputs against real frames by the model's task (ground_truth.py)
     vfi_eval: bool = False            # the same, for frame interpolation only: frames 2k, 2k+2 -> real 2k+1
     target_psnr: float | None = None  # search the largest threshold keeping this PSNR first (target.py)
+    target: str | None = None         # the same for any metric, METRIC=VALUE (target_metrics.py)
     calibration_frames: int = 12      # decoded frames the search traces
+
+    def quality_target(self) -> QualityTarget | None:
+        """The quality target asked for: --target-psnr DB is --target psnr=DB."""
+        if self.target_psnr is not None:
+            return QualityTarget.of("psnr", self.target_psnr, "target_psnr")
+        return QualityTarget.parse(self.target) if self.target is not None else None
 
     def validate(self) -> None:
         require(self.frames is None or self.frames >= 1, "frames", f"must be >= 1, got {self.frames}")
@@ -63,8 +71,9 @@ class TraceOptions:
                 f"must be >= 0 (0 = off), got {self.quality_every}")
         require(self.chunk_frames >= 1, "chunk_frames", f"must be >= 1, got {self.chunk_frames}")
         require(all(step >= 0 for step in self.reset_at), "reset_at", f"steps must be >= 0, got {self.reset_at}")
-        require(self.target_psnr is None or (math.isfinite(self.target_psnr) and self.target_psnr > 0), "target_psnr",
-                f"must be a finite number of dB > 0, got {self.target_psnr}")
+        require(self.target is None or self.target_psnr is None, ("target", "target_psnr"),
+                "give {target} or {target_psnr} (short for {target} psnr=DB), not both")
+        self.quality_target()   # a malformed or unknown target, or a value out of its metric's range
         require(self.calibration_frames >= 3, "calibration_frames",
                 f"must be >= 3 (a dense first step and gated ones), got {self.calibration_frames}")
         require(not (self.size and self.preprocess.input_size), ("size", "preprocess.input_size"),
@@ -185,15 +194,19 @@ def trace_video(options: TraceOptions, loaded: models.LoadedModel | None = None,
         loaded = models.load(options.model, options.checkpoint, options.device, options.preprocess)
     else:
         loaded = replace(loaded, module=copy.deepcopy(loaded.module))
-    calibration = None
-    if options.target_psnr is not None:
-        from .target import calibrate
-        calibration = calibrate(options, loaded, options.target_psnr, options.calibration_frames)
-        options = replace(options, gate=replace(options.gate, threshold=calibration.chosen.eps))
     spec = loaded.spec
+    goal = options.quality_target()
+    if goal and goal.metric.tasks:   # the trials and the trace score what the metric reads
+        goal.metric.check_model(spec, "target")   # psnr, the one --target-psnr names, needs no protocol
+        options = replace(options, ground_truth=True)
     protocol = ground_truth.resolve(spec, options.ground_truth, options.vfi_eval)  # before anything is written
     size = options.size or (spec.preprocess and spec.preprocess.input_size) or (info.width, info.height)
     protocol.check_size(spec, size)
+    calibration = None
+    if goal:
+        from .target import calibrate
+        calibration = calibrate(options, loaded, goal, options.calibration_frames)
+        options = replace(options, gate=replace(options.gate, threshold=calibration.chosen.eps))
     target = Path(options.output) if options.output else default_output(info, options)
     ident = identity(info, loaded, options, size)
     found = existing_identity(target)
