@@ -150,7 +150,8 @@ def _points(trials: list[Trial], metric: Metric) -> tuple[np.ndarray, np.ndarray
     finite = ys[np.isfinite(ys)]
     # an error-free trial (PSNR inf) is high, not inf: 40 tolerances (20 dB) above the best finite one
     margin = 40 * metric.tolerance
-    return xs, np.clip(ys, (finite.min() if finite.size else 0.0) - margin, (finite.max() if finite.size else 0.0) + margin)
+    low, high = (finite.min(), finite.max()) if finite.size else (0.0, 0.0)
+    return xs, np.clip(ys, low - margin, high + margin)
 
 
 def calibrate(options, loaded, goal: QualityTarget, frames: int) -> Calibration:
@@ -192,7 +193,8 @@ def calibrate(options, loaded, goal: QualityTarget, frames: int) -> Calibration:
         if chosen is None:
             best = max(trials, key=lambda t: metric.score(t.value))
             raise SparsesimError(f"no threshold reaches {metric.label} {target:g}{metric.unit} on "
-                                 f"{_where(frames, starts)}: the best was {metric.show(best.value)} at eps {best.eps:g}")
+                                 f"{_where(frames, starts)}: the best was {metric.show(best.value)} "
+                                 f"at eps {best.eps:g}")
         whole = len(starts) == 1 and available and frames >= available
         videos = [] if whole else follow_video(lambda eps: run(eps, (options.start,), options.frames),
                                                chosen.eps, trials, target, metric=metric)
