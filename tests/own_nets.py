@@ -87,3 +87,27 @@ class Picky(nn.Module):
 
 def picky() -> nn.Module:
     return Picky().eval()
+
+
+class TwoPaths(nn.Module):
+    """The frame through an identity 1x1 conv (every skipped change shows in the output) plus a wide 3x3
+    branch whose projection is scaled to near zero (its skipped changes barely do): the per-layer search
+    should raise the branch's layers, the larger in MACs, and leave the identity path alone."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.skip = nn.Conv2d(3, 3, 1, bias=False)
+        self.wide = nn.Conv2d(3, 16, 3, padding=1)
+        self.proj = nn.Conv2d(16, 3, 1)
+        with torch.no_grad():
+            self.skip.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
+            self.proj.weight.mul_(1e-3)
+            self.proj.bias.zero_()
+
+    def forward(self, frame: torch.Tensor) -> torch.Tensor:
+        return self.skip(frame) + self.proj(torch.relu(self.wide(frame)))
+
+
+def two_paths() -> nn.Module:
+    torch.manual_seed(0)
+    return TwoPaths().eval()

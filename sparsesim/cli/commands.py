@@ -76,7 +76,8 @@ def trace(args: argparse.Namespace) -> int:
         output=args.output, quality_every=args.quality_every, device=args.device,
         chunk_frames=args.chunk_frames, progress=not args.quiet, resume=args.resume,
         ground_truth=args.ground_truth, vfi_eval=args.vfi_eval, target_psnr=args.target_psnr,
-        target=args.target, calibration_frames=args.calibration_frames)
+        target=args.target, calibration_frames=args.calibration_frames, per_layer=args.per_layer,
+        per_layer_runs=args.per_layer_runs)
     if Path(args.video).is_dir() or any(c in args.video for c in "*?[") or args.workers != 1 or args.address:
         return trace_batch(args, options)
     result = trace_video(options, notify=lambda line: print(line, file=sys.stderr))

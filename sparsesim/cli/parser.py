@@ -122,6 +122,12 @@ def trace_args(t: argparse.ArgumentParser) -> None:
                    "truth runs the trials and the trace with --ground-truth; --target-psnr DB is --target psnr=DB")
     t.add_argument("--calibration-frames", type=int, default=12, metavar="N",
                    help="decoded frames the --target-psnr/--target search traces at each of its three places")
+    t.add_argument("--per-layer", action="store_true",
+                   help="with --target/--target-psnr: after the global EPS, raise per-layer multipliers on it (x2, x4, "
+                   "x8, layers by dense MACs, largest first) where the search's windows still keep the target, then "
+                   "check the whole video (multipliers in meta.json's calibration.per_layer)")
+    t.add_argument("--per-layer-runs", type=int, metavar="N",
+                   help="window runs the --per-layer search may take (default: 3 per layer)")
     t.add_argument("--cut-threshold", type=threshold, default=DEFAULT_CUT_THRESHOLD, metavar="MSE",
                    help="a scene cut (mean squared change of an input frame, RGB in [0, 1], above MSE) forces a "
                    "dense frame; 0 = never")

@@ -1,8 +1,11 @@
 """Gate settings: which gate, its threshold and granularity (no torch: the command line reads them)."""
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from typing import Mapping
 
 from ..errors import OptionError, require
 
@@ -39,6 +42,9 @@ class GateConfig:
     channel_scales: str | None = None   # a user's per-channel scale vectors instead of filter L1 norms
     threshold_mode: str = "relative"    # THRESHOLD_MODES
     cut_threshold: float = DEFAULT_CUT_THRESHOLD   # a scene cut forces a dense frame; 0 = never
+    # (layer name, multiplier) pairs sorted by name: a layer's epsilon is threshold x its multiplier (1 for
+    # the layers not named). Set by --per-layer's search (per_layer.py); with_multipliers builds it.
+    layer_multipliers: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in GATE_KINDS:
@@ -59,6 +65,39 @@ class GateConfig:
         require(0.0 <= self.prune < 1.0, "gate.prune", f"must be in [0, 1), got {self.prune}")
         require(not (self.kind == "channel" and self.prune == 0.0 and self.channel_scales is None),
                 ("gate.kind", "gate.prune"), "{gate.kind} channel needs {gate.prune} P (the fraction of channels to prune)")
+        names = [name for name, _ in self.layer_multipliers]
+        require(all(isinstance(n, str) and n for n in names) and names == sorted(set(names)), "gate.layer_multipliers",
+                "must name each layer once, sorted by name (GateConfig.with_multipliers)")
+        require(all(math.isfinite(m) and m > 0 for _, m in self.layer_multipliers), "gate.layer_multipliers",
+                "must be finite numbers > 0")
+        require(not self.layer_multipliers or self.kind in THRESHOLDED_KINDS, ("gate.layer_multipliers", "gate.kind"),
+                "{gate.layer_multipliers} scale a threshold: they need a thresholded gate, not {gate.kind} "
+                f"{self.kind}")
+
+    def with_multipliers(self, multipliers: Mapping[str, float]) -> "GateConfig":
+        """This gate with these per-layer multipliers on epsilon (1s are dropped: they change nothing)."""
+        pairs = tuple(sorted((name, float(m)) for name, m in multipliers.items() if m != 1))
+        return replace(self, layer_multipliers=pairs)
+
+    @property
+    def multipliers(self) -> dict[str, float]:
+        return dict(self.layer_multipliers)
+
+    def multiplier(self, layer: str) -> float:
+        """The factor on epsilon for this layer (1 unless the per-layer search raised it)."""
+        return self.multipliers.get(layer, 1.0)
+
+    def record(self) -> dict:
+        """The settings as meta.json and the trace identity hold them: the multipliers as {layer: multiplier},
+        and only when there are any, so traces without them keep the identity they always had."""
+        gate = asdict(self)
+        multipliers = gate.pop("layer_multipliers")
+        return {**gate, "layer_multipliers": dict(multipliers)} if multipliers else gate
+
+    @property
+    def records_thresholds(self) -> bool:
+        """Each layer's own threshold is worth recording (thresholds.parquet): relative, or per-layer multipliers."""
+        return self.relative or bool(self.layer_multipliers)
 
     @property
     def semantics(self) -> str:
@@ -90,6 +129,9 @@ class GateConfig:
             parts.append(f"b{self.block}")
         if self.reset_every:
             parts.append(f"r{self.reset_every}")
+        if self.layer_multipliers:   # which multipliers: a digest (the names would not fit a directory name)
+            digest = hashlib.sha256(json.dumps(self.layer_multipliers).encode()).hexdigest()[:6]
+            parts.append(f"pl{digest}")
         return "-".join(parts)
 
     def is_reset(self, step: int) -> bool:
@@ -116,7 +158,7 @@ def comparable_gate(recorded: dict) -> dict:
     settings that change nothing for its kind (the threshold mode of a gate without a norm threshold, the
     cut threshold of a stateless gate) compare equal whatever they were, so re-running an old uncertainty
     trace still replaces it."""
-    gate = {**asdict(GateConfig()), **LEGACY_GATE_SETTINGS, **recorded}
+    gate = {**GateConfig().record(), **LEGACY_GATE_SETTINGS, **recorded}
     if gate["kind"] not in THRESHOLDED_KINDS:
         gate["threshold_mode"] = LEGACY_GATE_SETTINGS["threshold_mode"]
     if gate["kind"] in STATELESS_KINDS:

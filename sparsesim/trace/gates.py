@@ -122,11 +122,14 @@ def activation_scale(x: torch.Tensor, conv: ConvLayer, config: GateConfig) -> fl
     return scale * float(conv.weight.detach().abs().mean()) if config.kind == "output-norm" else scale
 
 
-def effective_threshold(x: torch.Tensor, conv: ConvLayer, config: GateConfig) -> tuple[float, float]:
-    """(scale, threshold) of a layer from its input `x` on a dense frame: epsilon times the layer's own
-    activation scale in relative mode, epsilon itself in absolute mode (scale still recorded)."""
+def effective_threshold(x: torch.Tensor, conv: ConvLayer, config: GateConfig,
+                        multiplier: float = 1.0) -> tuple[float, float]:
+    """(scale, threshold) of a layer from its input `x` on a dense frame: epsilon (times the layer's
+    per-layer multiplier, GateConfig.multiplier) times the layer's own activation scale in relative mode,
+    without the scale in absolute mode (scale still recorded)."""
     scale = activation_scale(x, conv, config)
-    return scale, config.threshold * scale if config.relative else config.threshold
+    eps = config.threshold * multiplier
+    return scale, eps * scale if config.relative else eps
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,8 @@ class SkipConv(nn.Module):
     def _dense(self, x: torch.Tensor):
         """A reset: compute everything, restart the reference, and set the threshold from this input."""
         out = self.conv(x)
-        self.state.scale, self.state.threshold = effective_threshold(x, self.conv, self.config)
+        self.state.scale, self.state.threshold = effective_threshold(x, self.conv, self.config,
+                                                                     self.config.multiplier(self.name))
         return out, torch.ones((x.shape[0], 1, *out.shape[-2:]), dtype=torch.bool, device=x.device), x
 
     def _skip_step(self, x: torch.Tensor):
@@ -243,6 +244,10 @@ class GatedModel:
                 raise OptionError("gate.kind", "{gate.kind} uncertainty needs a model with uncertainty-guided pruning (rife)")
             from .uncertainty import LoadedMasks, UncertaintyPruner
             module.prune = LoadedMasks.load(config.masks) if config.masks else UncertaintyPruner(config.keep)
+        unknown = sorted(set(config.multipliers) - {layer.name for layer in layers})
+        if unknown:   # a multiplier nothing would read: the gate asked for is not the one traced
+            raise OptionError("gate.layer_multipliers", f"name layers the model lacks: {', '.join(unknown[:4])}"
+                              f"{' and more' if len(unknown) > 4 else ''}")
         if config.kind == "learned":
             gates = load_learned_gates(config.checkpoint, {layer.name: layer.conv for layer in layers})
             for layer in layers:

@@ -21,6 +21,7 @@ noise); it keeps the largest passing epsilon it saw.
 from __future__ import annotations
 
 import math
+import shutil
 import tempfile
 from dataclasses import dataclass, replace
 from typing import Callable
@@ -30,7 +31,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from ..errors import SparsesimError, require
-from .gate_config import THRESHOLDED_KINDS
+from .gate_config import THRESHOLDED_KINDS, GateConfig
+from .per_layer import PerLayerSearch, search_multipliers
 from .target_metrics import METRICS, Metric, QualityTarget, pooled_psnr  # noqa: F401  (pooled_psnr: its old home)
 
 EPS_LO, EPS_HI = 1e-4, 2.0
@@ -44,7 +46,8 @@ PSNR = METRICS["psnr"]
 class Trial:
     eps: float
     value: float            # the metric's figure over the run's gated frames
-    active_mean: float
+    active_mean: float      # mean over the gated frames of the mean active fraction over layers
+    active_macs: float = math.nan   # the same weighted by each layer's dense MACs (the work left)
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,12 @@ class Calibration:
     trials: tuple[Trial, ...]          # stage 1, on the windows
     starts: tuple[int, ...] = (0,)   # first decoded frame of each traced window
     video_trials: tuple[Trial, ...] = ()   # stage 2, on the whole video (none where a window was the video)
+    per_layer: "PerLayerSearch | None" = None   # --per-layer: multipliers on chosen.eps (per_layer.py)
+
+    def apply(self, gate: GateConfig) -> GateConfig:
+        """The gate the trace runs at: the chosen epsilon, times the per-layer multipliers where searched."""
+        gate = replace(gate, threshold=self.chosen.eps)
+        return gate.with_multipliers(self.per_layer.multipliers) if self.per_layer else gate
 
     def record(self) -> dict:
         metric = self.goal.metric
@@ -64,7 +73,9 @@ class Calibration:
                 "ground_truth": " or ".join(metric.tasks), "pooled": metric.pooled.format(frames=over),
                 "tolerance": metric.tolerance, "frames": self.frames, "window_starts": list(self.starts),
                 "chosen_eps": self.chosen.eps, "chosen_value": self.chosen.value,
-                "search": [vars(t) for t in self.trials], "video_search": [vars(t) for t in self.video_trials]}
+                "search": [vars(t) for t in self.trials], "video_search": [vars(t) for t in self.video_trials],
+                **({"per_layer": self.per_layer.multipliers, "per_layer_search": self.per_layer.record()}
+                   if self.per_layer else {})}
 
 
 def largest_passing(evaluate: Callable[[float], Trial], target: float, lo: float = EPS_LO, hi: float = EPS_HI,
@@ -154,11 +165,49 @@ def _points(trials: list[Trial], metric: Metric) -> tuple[np.ndarray, np.ndarray
     return xs, np.clip(ys, low - margin, high + margin)
 
 
+class Runner:
+    """Trials of the search: the tracer run at a gate over windows of the video into a temporary directory,
+    scored by the metric over the gated frames of all the windows together. Counts the traces it ran."""
+
+    def __init__(self, options, loaded, metric: Metric, tmp: str, bar) -> None:
+        self.options, self.loaded, self.metric, self.tmp, self.bar = options, loaded, metric, tmp, bar
+        self.traces = 0
+        self.layers: dict[str, int] = {}    # layer name -> dense MACs, trace order (from the first trial)
+
+    def eps(self, eps: float, places: tuple[int, ...], count: int | None) -> Trial:
+        return self.gate(replace(self.options.gate, threshold=eps), places, count)
+
+    def gate(self, gate: GateConfig, places: tuple[int, ...], count: int | None) -> Trial:
+        from .tracer import trace_video
+        from .format import open as open_trace
+        gated_rows, active, weighted = [], [], []
+        for at in places:
+            self.traces += 1
+            out = f"{self.tmp}/run{self.traces}"
+            trial = replace(self.options, gate=gate, start=at, frames=count, quality_every=1, output=out,
+                            progress=False, skip_complete=False, target_psnr=None, target=None,
+                            per_layer=False, handle_signals=False)
+            t = open_trace(trace_video(trial, self.loaded).path)
+            gated = ~t.frames["reset"].to_numpy()
+            self.layers = self.layers or {layer.name: layer.dense_macs for layer in t.layers}
+            per_layer = t.active[list(self.layers)].to_numpy()[gated]
+            gated_rows.append(t.frames[gated])
+            active.append(t.frames["active_mean"].to_numpy()[gated])
+            weighted.append(per_layer @ np.array(list(self.layers.values()), float) / sum(self.layers.values()))
+            shutil.rmtree(out)   # read: a long search would otherwise fill the disk with trials
+            self.bar.update()
+        active_all, weighted_all = np.concatenate(active), np.concatenate(weighted)
+        found = Trial(gate.threshold, self.metric.value(pd.concat(gated_rows, ignore_index=True)),
+                      float(active_all.mean()) if active_all.size else math.nan,
+                      float(weighted_all.mean()) if weighted_all.size else math.nan)
+        self.bar.set_postfix_str(f"eps {gate.threshold:.4g}: {self.metric.show(found.value)}")
+        return found
+
+
 def calibrate(options, loaded, goal: QualityTarget, frames: int) -> Calibration:
-    """The two-stage search (module docstring) over options.video (TraceOptions, a LoadedModel); `options`
-    already asks for the metric's ground-truth protocol where it needs one (tracer.trace_video)."""
-    from .tracer import trace_video
-    from .format import open as open_trace
+    """The two-stage search (module docstring) over options.video (TraceOptions, a LoadedModel), then the
+    per-layer multipliers where options.per_layer asks for them (per_layer.py); `options` already asks for
+    the metric's ground-truth protocol where it needs one (tracer.trace_video)."""
     from . import video
     metric, target = goal.metric, goal.value
     flag = "target_psnr" if options.target_psnr is not None else "target"   # the flag the user typed
@@ -171,38 +220,28 @@ def calibrate(options, loaded, goal: QualityTarget, frames: int) -> Calibration:
         available = min(available, options.frames) if available else options.frames
     starts = window_starts(options.start, frames, available)
     bar = tqdm(desc=f"--target {metric.name} search", unit="run", disable=not options.progress, dynamic_ncols=True)
-    with tempfile.TemporaryDirectory(prefix="sparsesim-calibrate-") as tmp, bar:
-        def run(eps: float, places: tuple[int, ...], count: int | None) -> Trial:
-            gated_rows, active = [], []
-            for at in places:
-                trial = replace(options, gate=replace(options.gate, threshold=eps), start=at, frames=count,
-                                quality_every=1, output=f"{tmp}/e{eps:.6g}-{at}-{count}", progress=False,
-                                skip_complete=False, target_psnr=None, target=None, handle_signals=False)
-                t = open_trace(trace_video(trial, loaded).path)
-                gated = ~t.frames["reset"].to_numpy()
-                gated_rows.append(t.frames[gated])
-                active.append(t.active.to_numpy()[gated])
-                bar.update()
-            active_all = np.concatenate(active)
-            found = Trial(eps, metric.value(pd.concat(gated_rows, ignore_index=True)),
-                          float(active_all.mean()) if active_all.size else math.nan)
-            bar.set_postfix_str(f"eps {eps:.4g}: {metric.show(found.value)}")
-            return found
-
-        chosen, trials = largest_passing(lambda eps: run(eps, starts, frames), target, metric=metric)
-        if chosen is None:
-            best = max(trials, key=lambda t: metric.score(t.value))
-            raise SparsesimError(f"no threshold reaches {metric.label} {target:g}{metric.unit} on "
-                                 f"{_where(frames, starts)}: the best was {metric.show(best.value)} "
-                                 f"at eps {best.eps:g}")
-        whole = len(starts) == 1 and available and frames >= available
-        videos = [] if whole else follow_video(lambda eps: run(eps, (options.start,), options.frames),
-                                               chosen.eps, trials, target, metric=metric)
-    if videos:
-        passing = [t for t in videos if metric.passes(t.value, target)]
-        chosen = (max(passing, key=lambda t: t.eps) if passing else
-                  max(videos, key=lambda t: metric.score(t.value)))
-    return Calibration(goal, frames, chosen, tuple(trials), starts, tuple(videos))
+    with tempfile.TemporaryDirectory(prefix="sparsesim-calibrate-") as tmp:
+        runner = Runner(options, loaded, metric, tmp, bar)
+        with bar:
+            chosen, trials = largest_passing(lambda eps: runner.eps(eps, starts, frames), target, metric=metric)
+            if chosen is None:
+                best = max(trials, key=lambda t: metric.score(t.value))
+                raise SparsesimError(f"no threshold reaches {metric.label} {target:g}{metric.unit} on "
+                                     f"{_where(frames, starts)}: the best was {metric.show(best.value)} "
+                                     f"at eps {best.eps:g}")
+            whole = len(starts) == 1 and available and frames >= available
+            videos = [] if whole else follow_video(lambda eps: runner.eps(eps, (options.start,), options.frames),
+                                                   chosen.eps, trials, target, metric=metric)
+        window_chosen = chosen
+        if videos:
+            passing = [t for t in videos if metric.passes(t.value, target)]
+            chosen = (max(passing, key=lambda t: t.eps) if passing else
+                      max(videos, key=lambda t: metric.score(t.value)))
+        layers = None
+        if options.per_layer:
+            layers = search_multipliers(runner, goal, chosen, window_chosen if whole else None, starts, frames,
+                                        bool(videos), options.per_layer_runs)
+    return Calibration(goal, frames, chosen, tuple(trials), starts, tuple(videos), layers)
 
 
 def in_band(value: float, target: float, metric: Metric) -> bool:

@@ -57,6 +57,8 @@ class TraceOptions:
     target_psnr: float | None = None  # search the largest threshold keeping this PSNR first (target.py)
     target: str | None = None         # the same for any metric, METRIC=VALUE (target_metrics.py)
     calibration_frames: int = 12      # decoded frames the search traces
+    per_layer: bool = False           # then raise per-layer multipliers on the epsilon found (per_layer.py)
+    per_layer_runs: int | None = None  # window runs the per-layer search may take (None: 3 per layer)
 
     def quality_target(self) -> QualityTarget | None:
         """The quality target asked for: --target-psnr DB is --target psnr=DB."""
@@ -74,6 +76,10 @@ class TraceOptions:
         require(self.target is None or self.target_psnr is None, ("target", "target_psnr"),
                 "give {target} or {target_psnr} (short for {target} psnr=DB), not both")
         self.quality_target()   # a malformed or unknown target, or a value out of its metric's range
+        require(not self.per_layer or self.quality_target() is not None, ("per_layer", "target", "target_psnr"),
+                "{per_layer} searches per-layer thresholds for a quality target: give {target} or {target_psnr} too")
+        require(self.per_layer_runs is None or (self.per_layer and self.per_layer_runs >= 1),
+                ("per_layer_runs", "per_layer"), f"must be >= 1 and goes with {{per_layer}}, got {self.per_layer_runs}")
         require(self.calibration_frames >= 3, "calibration_frames",
                 f"must be >= 3 (a dense first step and gated ones), got {self.calibration_frames}")
         require(not (self.size and self.preprocess.input_size), ("size", "preprocess.input_size"),
@@ -154,7 +160,7 @@ def default_output(info: video.VideoInfo, options: TraceOptions) -> Path:
 def identity(info: video.VideoInfo, loaded: models.LoadedModel, options: TraceOptions,
              size: tuple[int, int]) -> dict:
     """What makes two traces the same trace: re-running it may replace it, nothing else may."""
-    gate = asdict(options.gate)
+    gate = options.gate.record()
     if options.gate.checkpoint:  # the gates' content, not their path, makes the trace
         gate["checkpoint"] = video.file_sha256(Path(options.gate.checkpoint))
     ident = {"video_sha256": info.sha256, "model": loaded.spec.name, "weights_sha256": loaded.weights_sha256,
@@ -206,7 +212,7 @@ def trace_video(options: TraceOptions, loaded: models.LoadedModel | None = None,
     if goal:
         from .target import calibrate
         calibration = calibrate(options, loaded, goal, options.calibration_frames)
-        options = replace(options, gate=replace(options.gate, threshold=calibration.chosen.eps))
+        options = replace(options, gate=calibration.apply(options.gate))
     target = Path(options.output) if options.output else default_output(info, options)
     ident = identity(info, loaded, options, size)
     found = existing_identity(target)
@@ -228,7 +234,7 @@ def trace_video(options: TraceOptions, loaded: models.LoadedModel | None = None,
                   "weights_sha256": loaded.weights_sha256, "frames_per_step": spec.frames_per_step,
                   "pad_multiple": spec.pad_multiple, "device": options.device,
                   **({"preprocess": spec.preprocess.record()} if spec.preprocess else {})},
-        "gate": {**asdict(options.gate), "label": options.gate.label, "semantics": options.gate.semantics},
+        "gate": {**options.gate.record(), "label": options.gate.label, "semantics": options.gate.semantics},
         "quality": {"every": every, "metric": "psnr_db", "peak": spec.output_peak,
                     "of": "gated vs dense primary output of the same model", "output": spec.output_name},
         **({"ground_truth": protocol.record()} if protocol.task else {}),
@@ -314,7 +320,7 @@ def _run(writer: TraceWriter, loaded: models.LoadedModel, options: TraceOptions,
                     row["reference_frame"] = options.start + skip + item.reference_offset
                 row.update(protocol.score(output, dense, item.reference, spec))
             row["active_mean"] = float(np.mean([m.mean() for m in masks]))
-            if reason and options.gate.relative:  # a dense frame set each layer's threshold anew
+            if reason and options.gate.records_thresholds:  # a dense frame set each layer's threshold anew
                 writer.add_thresholds(step, model.thresholds(order))
             writer.add_frame(step, masks, row)
             step += 1
