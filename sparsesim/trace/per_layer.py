@@ -52,11 +52,12 @@ class PerLayerSearch:
     runs_cap: int
     traces: int                        # traces run by this search (a window run is one per window)
     final: "Trial | None" = None       # the run at the chosen multipliers (video, or windows that are it)
+    start: "Trial | None" = None       # the global result on the same frames (multipliers all 1)
     note: str = ""                     # why nothing was searched, or why the global epsilon was kept
 
     def record(self) -> dict:
         final = {f"chosen_{k}": v for k, v in vars(self.final).items() if k != "eps"} if self.final else {}
-        return {**final, "order": list(self.order), "window_goal": self.window_goal, "runs_cap": self.runs_cap,
+        return {**final, "global": vars(self.start) if self.start else None, "order": list(self.order), "window_goal": self.window_goal, "runs_cap": self.runs_cap,
                 "window_runs": len(self.steps), "video_runs": len(self.video), "traces": self.traces,
                 "baseline": vars(self.baseline) if self.baseline else None,
                 "search": [s.record() for s in self.steps], "video_search": [s.record() for s in self.video],
@@ -107,7 +108,7 @@ def search_multipliers(runner: "Runner", goal: QualityTarget, chosen: "Trial", w
     order = sorted(runner.layers, key=lambda name: -runner.layers[name])   # stable: trace order among equals
     cap = runs if runs is not None else RUNS_PER_LAYER * len(order)
     if video_checked and not metric.passes(chosen.value, target):
-        return PerLayerSearch({}, tuple(order), target, None, (), (), cap, 0, chosen,
+        return PerLayerSearch({}, tuple(order), target, None, (), (), cap, 0, chosen, chosen,
                               "the global epsilon missed the target on the whole video: nothing to raise")
     base = replace(options.gate, threshold=chosen.eps)
     on_windows = lambda m: runner.gate(base.with_multipliers(m), starts, frames)  # noqa: E731
@@ -132,4 +133,4 @@ def search_multipliers(runner: "Runner", goal: QualityTarget, chosen: "Trial", w
     note = "no whole-video check kept the target: the global epsilon alone" if video and not multipliers else ""
     kept = [s.trial for s in (video or steps) if s.passed and s.multipliers == multipliers]
     return PerLayerSearch(multipliers, tuple(order), window_goal, baseline, tuple(steps), tuple(video), cap,
-                          runner.traces - traces_before, kept[-1] if kept else chosen, note)
+                          runner.traces - traces_before, kept[-1] if kept else chosen, chosen, note)
