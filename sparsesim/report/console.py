@@ -54,6 +54,10 @@ def _gate_details(trace: "Trace") -> str:
     thresholds = trace.thresholds
     if thresholds is not None and len(thresholds):
         text += f": per layer {thresholds['threshold'].min():.3g} to {thresholds['threshold'].max():.3g}"
+    raised = gate.get("layer_multipliers") or {}   # --per-layer's search (absent from older traces)
+    if raised:
+        shown = ", ".join(f"{name} x{m:.3g}" for name, m in list(raised.items())[:4])
+        text += f"; eps raised on {shown}{f' and {len(raised) - 4} more' if len(raised) > 4 else ''}"
     return text + ")"
 
 
