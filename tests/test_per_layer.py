@@ -64,7 +64,8 @@ def test_multipliers_enter_the_gate_only_when_present():
     assert "layer_multipliers" not in comparable_gate(plain.record())       # old identities compare as they did
     assert plain.with_multipliers({"a": 1.0}) == plain and plain.label == "delta-rel-e0.05"
     raised = plain.with_multipliers({"b": 4, "a": 2.0, "c": 1})
-    assert raised.layer_multipliers == (("a", 2.0), ("b", 4.0)) and raised.record()["layer_multipliers"] == {"a": 2.0, "b": 4.0}
+    assert raised.layer_multipliers == (("a", 2.0), ("b", 4.0))
+    assert raised.record()["layer_multipliers"] == {"a": 2.0, "b": 4.0}
     assert raised.label.startswith("delta-rel-e0.05-pl") and raised.label != plain.with_multipliers({"a": 4.0}).label
     assert raised.multiplier("b") == 4.0 and raised.multiplier("c") == 1.0
     assert comparable_gate(raised.record()) != comparable_gate(plain.record())

@@ -57,7 +57,8 @@ class PerLayerSearch:
 
     def record(self) -> dict:
         final = {f"chosen_{k}": v for k, v in vars(self.final).items() if k != "eps"} if self.final else {}
-        return {**final, "global": vars(self.start) if self.start else None, "order": list(self.order), "window_goal": self.window_goal, "runs_cap": self.runs_cap,
+        return {**final, "global": vars(self.start) if self.start else None, "order": list(self.order),
+                "window_goal": self.window_goal, "runs_cap": self.runs_cap,
                 "window_runs": len(self.steps), "video_runs": len(self.video), "traces": self.traces,
                 "baseline": vars(self.baseline) if self.baseline else None,
                 "search": [s.record() for s in self.steps], "video_search": [s.record() for s in self.video],
