@@ -123,10 +123,12 @@ def check_trace_keeps_what_it_records(t, target: float):
     return cal, search
 
 
-def test_the_search_raises_the_harmless_layers_and_not_the_harmful_one(tmp_path):
+def test_the_search_raises_the_harmless_layers_and_not_the_harmful_one(tmp_path, capsys):
     """two_paths: an identity 1x1 conv (skip) carries the frame, a wide 3x3 branch (wide, proj) adds a
     correction scaled by 1e-3. The windows are the video (8 frames): the branch goes to x8, skip stays."""
     t = per_layer_trace(encode(tmp_path, 8), tmp_path / "t", 8)
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "t")]) == 0 and "eps raised on proj x8, wide x8)" in capsys.readouterr().out
     cal, search = check_trace_keeps_what_it_records(t, 60.0)
     assert search["order"] == ["wide", "proj", "skip"]                      # by dense MACs
     assert cal["per_layer"] == {"wide": FACTORS[-1], "proj": FACTORS[-1]}
