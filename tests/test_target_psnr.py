@@ -121,3 +121,32 @@ def test_the_whole_video_stage_runs_where_the_windows_are_not_the_video(tmp_path
     assert pooled_psnr(t.frames["psnr_db"].to_numpy()[gated]) == pytest.approx(cal["chosen_value"])
     assert "whole video" in cal["pooled"]
 
+
+
+def test_sigterm_during_the_search_removes_its_trial_traces_and_writes_nothing(tmp_path):
+    """A search has nothing to keep: SIGTERM unwinds like Ctrl-C (exit 130, one line), and the temporary
+    trial traces go with it instead of staying in the temporary directory."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+    from sparsesim.trace import video
+    src, scratch, out = tmp_path / "graded.mp4", tmp_path / "tmp", tmp_path / "t"
+    video.encode(src, graded_change(60))
+    scratch.mkdir()
+    tests = str(Path(__file__).resolve().parent)
+    env = {**os.environ, "TMPDIR": str(scratch), "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "sparsesim.cli", "trace", str(src), "--model",
+                             "python:own_nets:residual", "--gate", "delta", "--target-psnr", "60",
+                             "--calibration-frames", "4", "-o", str(out), "-q"],
+                            env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(scratch.glob("sparsesim-calibrate-*")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert proc.poll() is None, "the search ended before it could be interrupted"
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=60)[1].strip()
+    assert proc.returncode == 130 and err == "interrupted: nothing written"
+    assert not list(scratch.iterdir()) and not out.exists() and not list(tmp_path.glob(".t*"))

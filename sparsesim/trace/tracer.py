@@ -124,6 +124,23 @@ class StopFlag:
                 signal.signal(s, handler)
 
 
+@contextlib.contextmanager
+def terminate_as_interrupt(enabled: bool = True) -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt, as Ctrl-C does: a quality-target search has nothing to keep, and
+    unwinding removes its temporary trial traces (the default SIGTERM ends the process where it stands and
+    leaves them in the temporary directory)."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def frame_tensor(frame: np.ndarray, device: str) -> torch.Tensor:
     """(H,W,3) uint8 -> (1,3,H,W) float in [0,1]."""
     return torch.from_numpy(frame).to(device).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
@@ -211,7 +228,8 @@ def trace_video(options: TraceOptions, loaded: models.LoadedModel | None = None,
     calibration = None
     if goal:
         from .target import calibrate
-        calibration = calibrate(options, loaded, goal, options.calibration_frames)
+        with terminate_as_interrupt(options.handle_signals):   # its trial traces are temporary: removed on the way out
+            calibration = calibrate(options, loaded, goal, options.calibration_frames)
         options = replace(options, gate=calibration.apply(options.gate))
     target = Path(options.output) if options.output else default_output(info, options)
     ident = identity(info, loaded, options, size)
