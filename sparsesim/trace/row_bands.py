@@ -34,7 +34,7 @@ def add_conv_rows(conv: nn.Conv2d, delta: torch.Tensor, reach: torch.Tensor,
                   prev: torch.Tensor) -> torch.Tensor | None:
     """prev + W * delta (no bias), computed on the output rows `reach` (bool N,1,Ho,Wo) touches; None where
     the bands would not pay (then the caller convolves the whole map)."""
-    rows = reach.any(dim=3).any(dim=0).view(-1).numpy()
+    rows = reach.any(dim=3).any(dim=0).view(-1).cpu().numpy()   # a few hundred booleans, wherever the map is
     if rows.mean() > ROW_SHARE:
         return None
     (s, _), (p, pw), (d, _), (k, _) = conv.stride, conv.padding, conv.dilation, conv.kernel_size
