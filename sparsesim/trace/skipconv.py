@@ -26,7 +26,6 @@ from .gates import (ConvLayer, GateConfig, LearnedGate, block_union, delta_step,
                     effective_threshold, load_learned_gates, residual_gate)
 from .format import LayerInfo
 from . import row_bands
-from .row_bands import add_conv_rows
 
 _SOURCE = "_sparsesim_source"  # attribute tagging tensors with the layers they derive from
 LAYER_NAMES = "sparsesim_layer_names"  # a converted model's {module path: layer name in its own format}
@@ -110,7 +109,7 @@ class SkipConv(nn.Module):
         prev = self.state.prev_output
         if not reach.any():
             return prev
-        banded = add_conv_rows(self.conv, propagated, reach, prev) if row_bands.banded(self.conv) else None
+        banded = row_bands.add_conv_rows(self.conv, propagated, reach, prev) if row_bands.banded(self.conv) else None
         return banded if banded is not None else self._conv_no_bias(propagated).add_(prev)
 
     _STEPS = {"skip-conv": _skip_step, "delta": _delta_step}   # by GateConfig.semantics
